@@ -1,0 +1,163 @@
+//! Configuration: the YAML file parsed into raw serde structs, then validated into a typed `Config`.
+
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use validate::{ConfigError, FieldError};
+
+/// Validated gateway configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listeners: Vec<ListenerConfig>,
+    pub backends: Vec<BackendConfig>,
+    pub sessions: SessionConfig,
+    pub shutdown_grace: Duration,
+    pub log: LogConfig,
+}
+
+/// How merged names are formed when several backends sit behind one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamingPolicy {
+    /// Always `<backend>__<name>`.
+    Prefix,
+    /// Bare names; `<backend>__<name>` only where two backends collide.
+    OnCollision,
+}
+
+/// One downstream listener.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub naming: NamingPolicy,
+    /// Allowed `Origin` values (exact, e.g. `http://localhost:6274`); requests with no Origin pass.
+    pub allowed_origins: Vec<String>,
+    /// Allowed `Host` header values (host or host:port).
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+    /// Expose `/servers/{backend}/mcp` virtual servers.
+    pub virtual_servers: bool,
+    /// Upper bound on concurrently open HTTP connections.
+    pub max_connections: usize,
+}
+
+/// Per-session limits and timers.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub idle_ttl: Duration,
+    pub max_in_flight: usize,
+    pub max_sessions: usize,
+    pub replay_buffer: usize,
+    /// How long a server→client SSE stream stays open between keep-alive comments.
+    pub keep_alive: Duration,
+}
+
+/// How log lines are written.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub json: bool,
+    pub level: String,
+}
+
+/// One backend MCP server.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    pub name: String,
+    pub transport: TransportConfig,
+    pub timeouts: Timeouts,
+}
+
+/// Per-backend deadlines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting, spawning and the initialize handshake.
+    pub connect: Duration,
+    /// One request, from send to final response.
+    pub request: Duration,
+}
+
+/// How to reach a backend.
+#[derive(Clone, Debug)]
+pub enum TransportConfig {
+    StreamableHttp {
+        url: String,
+        headers: BTreeMap<String, Secret>,
+    },
+    Stdio {
+        command: PathBuf,
+        args: Vec<String>,
+        env: BTreeMap<String, Secret>,
+        cwd: Option<PathBuf>,
+    },
+    WebSocket {
+        url: String,
+        headers: BTreeMap<String, Secret>,
+    },
+}
+
+impl TransportConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportConfig::StreamableHttp { .. } => "streamable-http",
+            TransportConfig::Stdio { .. } => "stdio",
+            TransportConfig::WebSocket { .. } => "websocket",
+        }
+    }
+}
+
+/// A value that may hold a credential: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The plain value, for the one place that sends it to the backend.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Config {
+    /// Parses and validates YAML text. `origin` names the source in errors.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig =
+            serde_norway::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        validate::validate(raw, &validate::Env::process())
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io(format!("{}: {e}", path.display())))?;
+        Self::from_yaml(&text)
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&BackendConfig> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+}
+
+/// The embedded default: the demo backends (spawned from this executable over stdio) on 127.0.0.1:8080.
+pub fn embedded_default() -> Result<Config, ConfigError> {
+    Config::from_yaml(DEFAULT_YAML)
+}
+
+/// The embedded default configuration text (also shipped as `switchboard.yaml`).
+pub const DEFAULT_YAML: &str = include_str!("../switchboard.yaml");
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! Raw serde structs mirroring `switchboard.yaml`; unknown fields are rejected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub(super) backends: Vec<RawBackend>,
+    #[serde(default)]
+    pub(super) sessions: RawSessions,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) shutdown_grace: Option<Duration>,
+    #[serde(default)]
+    pub(super) log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListener {
+    pub(super) name: Option<String>,
+    pub(super) bind: Option<String>,
+    pub(super) naming: Option<String>,
+    #[serde(default)]
+    pub(super) allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    pub(super) max_body_bytes: Option<u64>,
+    pub(super) virtual_servers: Option<bool>,
+    pub(super) max_connections: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSessions {
+    #[serde(default, with = "humantime_serde")]
+    pub(super) idle_ttl: Option<Duration>,
+    pub(super) max_in_flight: Option<u64>,
+    pub(super) max_sessions: Option<u64>,
+    pub(super) replay_buffer: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) keep_alive: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<String>,
+    pub(super) level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    pub(super) name: Option<String>,
+    pub(super) transport: Option<String>,
+    pub(super) url: Option<String>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+    pub(super) command: Option<String>,
+    #[serde(default)]
+    pub(super) args: Vec<String>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) cwd: Option<String>,
+    #[serde(default)]
+    pub(super) timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    #[serde(default, with = "humantime_serde")]
+    pub(super) connect: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) request: Option<Duration>,
+}

@@ -1,0 +1,409 @@
+//! Turns a `RawConfig` into a `Config`: defaults, `${env:VAR}` expansion, and field-named errors.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawBackend, RawConfig, RawListener};
+use super::{
+    BackendConfig, Config, ListenerConfig, LogConfig, NamingPolicy, Secret, SessionConfig,
+    Timeouts, TransportConfig,
+};
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config: {0}")]
+    Io(String),
+    #[error("config is not valid YAML for switchboard: {0}")]
+    Syntax(String),
+    #[error("config is invalid:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FieldError>),
+}
+
+/// Where `${env:VAR}` and `${self}` come from (the process, or a test's map).
+pub(crate) struct Env {
+    vars: BTreeMap<String, String>,
+    self_exe: String,
+}
+
+impl Env {
+    pub(crate) fn process() -> Self {
+        let self_exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "switchboard".into());
+        Env {
+            vars: std::env::vars().collect(),
+            self_exe,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fixed(vars: &[(&str, &str)]) -> Self {
+        Env {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            self_exe: "/bin/switchboard".into(),
+        }
+    }
+}
+
+const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+const MAX_NAME_LEN: usize = 48;
+
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
+    let mut errs = Errors(Vec::new());
+    let mut listeners = Vec::new();
+    if raw.listeners.is_empty() {
+        listeners.push(default_listener());
+    }
+    let mut names = HashSet::new();
+    for (i, l) in raw.listeners.into_iter().enumerate() {
+        if let Some(l) = listener(l, &format!("listeners[{i}]"), &mut errs) {
+            if !names.insert(l.name.clone()) {
+                errs.push(
+                    format!("listeners[{i}].name"),
+                    format!("duplicate listener name {:?}", l.name),
+                );
+            }
+            listeners.push(l);
+        }
+    }
+    let mut backends = Vec::new();
+    let mut names = HashSet::new();
+    for (i, b) in raw.backends.into_iter().enumerate() {
+        if let Some(b) = backend(b, &format!("backends[{i}]"), env, &mut errs) {
+            if !names.insert(b.name.clone()) {
+                errs.push(
+                    format!("backends[{i}].name"),
+                    format!("duplicate backend name {:?}", b.name),
+                );
+            }
+            backends.push(b);
+        }
+    }
+    if backends.is_empty() && errs.0.is_empty() {
+        errs.push("backends", "at least one backend is required");
+    }
+    let s = raw.sessions;
+    let sessions = SessionConfig {
+        idle_ttl: s.idle_ttl.unwrap_or(Duration::from_secs(30 * 60)),
+        max_in_flight: positive(s.max_in_flight, 64, "sessions.max_in_flight", &mut errs),
+        max_sessions: positive(s.max_sessions, 10_000, "sessions.max_sessions", &mut errs),
+        replay_buffer: positive(s.replay_buffer, 256, "sessions.replay_buffer", &mut errs),
+        keep_alive: s.keep_alive.unwrap_or(Duration::from_secs(15)),
+    };
+    if sessions.idle_ttl.is_zero() {
+        errs.push("sessions.idle_ttl", "must be greater than zero");
+    }
+    if sessions.keep_alive.is_zero() {
+        errs.push("sessions.keep_alive", "must be greater than zero");
+    }
+    let log = LogConfig {
+        json: match raw.log.format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                errs.push(
+                    "log.format",
+                    format!("expected \"text\" or \"json\", got {other:?}"),
+                );
+                false
+            }
+        },
+        level: raw.log.level.unwrap_or_else(|| "info".into()),
+    };
+    if !errs.0.is_empty() {
+        return Err(ConfigError::Invalid(errs.0));
+    }
+    Ok(Config {
+        listeners,
+        backends,
+        sessions,
+        shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(10)),
+        log,
+    })
+}
+
+fn default_listener() -> ListenerConfig {
+    ListenerConfig {
+        name: "default".into(),
+        bind: DEFAULT_BIND
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        naming: NamingPolicy::OnCollision,
+        allowed_origins: Vec::new(),
+        allowed_hosts: Vec::new(),
+        max_body_bytes: DEFAULT_MAX_BODY as usize,
+        virtual_servers: true,
+        max_connections: 4096,
+    }
+}
+
+fn listener(l: RawListener, at: &str, errs: &mut Errors) -> Option<ListenerConfig> {
+    let d = default_listener();
+    let name = l.name.unwrap_or_else(|| d.name.clone());
+    let bind = match l.bind.as_deref() {
+        None => d.bind,
+        Some(b) => match b.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                errs.push(
+                    format!("{at}.bind"),
+                    format!("expected ip:port (e.g. 127.0.0.1:8080), got {b:?}"),
+                );
+                return None;
+            }
+        },
+    };
+    let naming = match l.naming.as_deref() {
+        None | Some("on-collision") => NamingPolicy::OnCollision,
+        Some("prefix") => NamingPolicy::Prefix,
+        Some(other) => {
+            errs.push(
+                format!("{at}.naming"),
+                format!("expected \"prefix\" or \"on-collision\", got {other:?}"),
+            );
+            return None;
+        }
+    };
+    for (i, o) in l.allowed_origins.iter().enumerate() {
+        if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+            errs.push(
+                format!("{at}.allowed_origins[{i}]"),
+                format!("expected scheme://host[:port] without a trailing slash, got {o:?}"),
+            );
+        }
+    }
+    let max_body = l.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+    if max_body < 1024 {
+        errs.push(format!("{at}.max_body_bytes"), "must be at least 1024");
+    }
+    Some(ListenerConfig {
+        name,
+        bind,
+        naming,
+        allowed_origins: l.allowed_origins,
+        allowed_hosts: l
+            .allowed_hosts
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+        virtual_servers: l.virtual_servers.unwrap_or(true),
+        max_connections: positive(
+            l.max_connections,
+            d.max_connections as u64,
+            &format!("{at}.max_connections"),
+            errs,
+        ),
+    })
+}
+
+fn positive(v: Option<u64>, default: u64, field: &str, errs: &mut Errors) -> usize {
+    match v {
+        None => default as usize,
+        Some(0) => {
+            errs.push(field, "must be greater than zero");
+            default as usize
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
+/// Backend names become tool-name prefixes: `[A-Za-z0-9_-]`, no `__` (the prefix separator).
+fn valid_backend_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= MAX_NAME_LEN
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !n.contains("__")
+        && !n.starts_with('_')
+        && !n.ends_with('_')
+}
+
+fn backend(b: RawBackend, at: &str, env: &Env, errs: &mut Errors) -> Option<BackendConfig> {
+    let Some(name) = b.name else {
+        errs.push(format!("{at}.name"), "is required");
+        return None;
+    };
+    if !valid_backend_name(&name) {
+        errs.push(
+            format!("{at}.name"),
+            format!("{name:?} must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 - _, without \"__\" or a leading/trailing \"_\""),
+        );
+    }
+    let at = format!("backends.{name}");
+    let timeouts = Timeouts {
+        connect: b.timeouts.connect.unwrap_or(Duration::from_secs(10)),
+        request: b.timeouts.request.unwrap_or(Duration::from_secs(120)),
+    };
+    if timeouts.connect.is_zero() || timeouts.request.is_zero() {
+        errs.push(
+            format!("{at}.timeouts"),
+            "timeouts must be greater than zero",
+        );
+    }
+    let expand_map = |m: BTreeMap<String, String>, field: &str, errs: &mut Errors| {
+        m.into_iter()
+            .map(|(k, v)| {
+                let v = expand(&v, env, &format!("{at}.{field}.{k}"), errs);
+                (k, Secret::new(v))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let transport = match b.transport.as_deref() {
+        Some("streamable-http") | Some("http") | Some("websocket") => {
+            let is_ws = b.transport.as_deref() == Some("websocket");
+            let Some(url) = b.url else {
+                errs.push(format!("{at}.url"), "is required for this transport");
+                return None;
+            };
+            let url = expand(&url, env, &format!("{at}.url"), errs);
+            let schemes: &[&str] = if is_ws {
+                &["ws://", "wss://"]
+            } else {
+                &["http://", "https://"]
+            };
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                errs.push(
+                    format!("{at}.url"),
+                    format!("must start with {}", schemes.join(" or ")),
+                );
+            }
+            if b.command.is_some() || !b.args.is_empty() || !b.env.is_empty() || b.cwd.is_some() {
+                errs.push(
+                    format!("{at}"),
+                    "command/args/env/cwd only apply to the stdio transport",
+                );
+            }
+            for k in b.headers.keys() {
+                if http_header_name_invalid(k) {
+                    errs.push(
+                        format!("{at}.headers.{k}"),
+                        "is not a valid HTTP header name",
+                    );
+                }
+            }
+            let headers = expand_map(b.headers, "headers", errs);
+            if is_ws {
+                TransportConfig::WebSocket { url, headers }
+            } else {
+                TransportConfig::StreamableHttp { url, headers }
+            }
+        }
+        Some("stdio") => {
+            let Some(command) = b.command else {
+                errs.push(
+                    format!("{at}.command"),
+                    "is required for the stdio transport",
+                );
+                return None;
+            };
+            if b.url.is_some() || !b.headers.is_empty() {
+                errs.push(
+                    format!("{at}"),
+                    "url/headers do not apply to the stdio transport",
+                );
+            }
+            let command = expand(&command, env, &format!("{at}.command"), errs);
+            let args = b
+                .args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| expand(a, env, &format!("{at}.args[{i}]"), errs))
+                .collect();
+            let env_map = expand_map(b.env, "env", errs);
+            TransportConfig::Stdio {
+                command: PathBuf::from(command),
+                args,
+                env: env_map,
+                cwd: b.cwd.map(PathBuf::from),
+            }
+        }
+        Some(other) => {
+            errs.push(
+                format!("{at}.transport"),
+                format!("expected \"streamable-http\", \"stdio\" or \"websocket\", got {other:?}"),
+            );
+            return None;
+        }
+        None => {
+            errs.push(
+                format!("{at}.transport"),
+                "is required (streamable-http, stdio or websocket)",
+            );
+            return None;
+        }
+    };
+    Some(BackendConfig {
+        name,
+        transport,
+        timeouts,
+    })
+}
+
+fn http_header_name_invalid(k: &str) -> bool {
+    k.is_empty()
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Expands `${env:VAR}` and `${self}`; a missing variable is an error naming the field (not the value).
+fn expand(s: &str, env: &Env, field: &str, errs: &mut Errors) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            errs.push(field, "unterminated \"${\"");
+            return out;
+        };
+        let key = &rest[start + 2..start + end];
+        if key == "self" {
+            out.push_str(&env.self_exe);
+        } else if let Some(var) = key.strip_prefix("env:") {
+            match env.vars.get(var) {
+                Some(v) => out.push_str(v),
+                None => errs.push(field, format!("environment variable {var} is not set")),
+            }
+        } else {
+            errs.push(
+                field,
+                format!("unknown substitution ${{{key}}} (use ${{env:NAME}} or ${{self}})"),
+            );
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}

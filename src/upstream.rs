@@ -1,0 +1,144 @@
+//! Backend transports behind one enum: the session never knows whether a backend is HTTP, stdio or WebSocket.
+//!
+//! A connection is write-side only: `send` hands a message to the backend, and everything the
+//! backend says (responses, notifications, server→client requests) arrives as `UpstreamEvent`s on
+//! the channel given to `connect`. The owner (a `BackendSession` actor) does the MCP handshake.
+
+pub mod http;
+pub mod stdio;
+pub mod websocket;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::{BackendConfig, TransportConfig};
+use crate::protocol::{Message, RequestId};
+
+/// Capacity of the per-connection event channel; a backend that floods it is back-pressured.
+pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
+
+/// Something the backend said, or the connection's end.
+#[derive(Debug)]
+pub enum UpstreamEvent {
+    /// A message from the backend. `related` is the id of the gateway→backend request on
+    /// whose response stream it arrived (HTTP SSE responses), when the transport knows it.
+    Message {
+        msg: Message,
+        related: Option<RequestId>,
+    },
+    /// The backend's HTTP session expired (404 on a request carrying `Mcp-Session-Id`).
+    /// `unsent` is the message that was rejected; the owner re-initializes and resends it.
+    SessionExpired { unsent: Message },
+    /// Sending one message failed without killing the connection (e.g. an HTTP POST error).
+    /// For a request, the owner fails that request with `error`.
+    SendFailed { msg: Message, error: UpstreamError },
+    /// The connection is gone (process exited, socket closed). No more events follow.
+    Closed { error: UpstreamError },
+}
+
+/// Why talking to a backend failed. Messages never contain credentials.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("backend sent an invalid message: {0}")]
+    Protocol(String),
+    #[error("transport closed: {0}")]
+    Closed(String),
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+impl UpstreamError {
+    /// Whether trying again (after reconnecting) may succeed.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, UpstreamError::Protocol(_))
+    }
+}
+
+/// Shared per-backend resources that outlive one connection (e.g. the pooled HTTP client).
+#[derive(Clone, Debug)]
+pub struct UpstreamPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
+    http: reqwest::Client,
+}
+
+impl UpstreamPool {
+    /// One pool per gateway: keep-alive connections are shared by every session.
+    pub fn new() -> Result<Self, UpstreamError> {
+        let http = http::build_client().map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(PoolInner { http }),
+        })
+    }
+
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+}
+
+/// An open connection to one backend.
+#[derive(Debug)]
+pub enum Upstream {
+    Http(http::HttpUpstream),
+    Stdio(stdio::StdioUpstream),
+    WebSocket(websocket::WsUpstream),
+}
+
+impl Upstream {
+    /// Opens a connection; events flow to `events` until `Closed` is sent.
+    pub async fn connect(
+        cfg: &BackendConfig,
+        pool: &UpstreamPool,
+        events: mpsc::Sender<UpstreamEvent>,
+    ) -> Result<Upstream, UpstreamError> {
+        match &cfg.transport {
+            TransportConfig::StreamableHttp { .. } => Ok(Upstream::Http(http::HttpUpstream::new(
+                cfg,
+                pool.http_client().clone(),
+                events,
+            )?)),
+            TransportConfig::Stdio { .. } => Ok(Upstream::Stdio(
+                stdio::StdioUpstream::spawn(cfg, events).await?,
+            )),
+            TransportConfig::WebSocket { .. } => Ok(Upstream::WebSocket(
+                websocket::WsUpstream::connect(cfg, events).await?,
+            )),
+        }
+    }
+
+    /// Sends one message. Returns once it is handed to the transport (not when answered).
+    pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        match self {
+            Upstream::Http(u) => u.send(msg).await,
+            Upstream::Stdio(u) => u.send(msg).await,
+            Upstream::WebSocket(u) => u.send(msg).await,
+        }
+    }
+
+    /// Ends the backend session (HTTP DELETE, stdio: close stdin then kill, WS: close frame).
+    pub async fn close(self) {
+        match self {
+            Upstream::Http(u) => u.close().await,
+            Upstream::Stdio(u) => u.close().await,
+            Upstream::WebSocket(u) => u.close().await,
+        }
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            Upstream::Http(_) => "streamable-http",
+            Upstream::Stdio(_) => "stdio",
+            Upstream::WebSocket(_) => "websocket",
+        }
+    }
+}

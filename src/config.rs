@@ -42,8 +42,8 @@ pub struct ListenerConfig {
     pub max_body_bytes: usize,
     /// Expose `/servers/{backend}/mcp` virtual servers.
     pub virtual_servers: bool,
-    /// Upper bound on concurrently open HTTP connections.
-    pub max_connections: usize,
+    /// Upper bound on HTTP requests being served at once (open SSE streams count); over it: 503.
+    pub max_concurrent_requests: usize,
 }
 
 /// Per-session limits and timers.

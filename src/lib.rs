@@ -1,10 +1,22 @@
 //! Switchboard: an enterprise MCP gateway. A request walks down this list and its answer walks back up:
 //!
-//! - [`cli`]: command line (`serve`, `check-config`, `demo-backend`).
-//! - [`config`]: YAML → validated `Config`.
-//! - [`protocol`]: pure JSON-RPC/MCP message model and SSE framing (no I/O).
-//! - [`upstream`]: backend transports (HTTP, stdio, WebSocket) behind one enum.
+//! - [`listener`]: downstream Streamable HTTP endpoint, Host/Origin checks, SSE framing of replies.
+//! - [`session`]: one `SessionActor` per developer session, one `BackendSession` child per backend;
+//!   id rewriting, stream fan-in, the session registry.
+//! - [`policy`]: the guard chain every routed call passes (visibility and authorization).
+//! - [`catalog`]: shared discovery of backends' tools/prompts/resources and the merged views.
+//! - [`upstream`]: backend transports (Streamable HTTP, stdio, WebSocket) behind one enum.
+//! - [`protocol`]: pure JSON-RPC/MCP message model and SSE codec (no I/O).
+//! - [`telemetry`]: logging set-up.
+//! - [`config`], [`cli`], [`gateway`]: YAML → validated config, the command line, assembly.
 
+pub mod catalog;
+pub mod cli;
 pub mod config;
+pub mod gateway;
+pub mod listener;
+pub mod policy;
 pub mod protocol;
+pub mod session;
+pub mod telemetry;
 pub mod upstream;

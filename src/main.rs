@@ -1,1 +1,104 @@
-fn main() {}
+//! Thin entry point: parse the CLI, load config, start logging and the gateway, wait for a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard::cli::{Cli, Command};
+use switchboard::config::{Config, embedded_default};
+use switchboard::gateway::Gateway;
+use switchboard::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command.unwrap_or(Command::Serve {
+            config: None,
+            bind: None,
+        }) {
+            Command::Serve { config, bind } => serve(config, bind).await,
+            Command::CheckConfig { file } => check_config(&file),
+            Command::DemoBackend { fixture, http } => demo_backend(&fixture, http).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    path: Option<std::path::PathBuf>,
+    bind: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut config = match &path {
+        Some(p) => Config::load(p)?,
+        None => embedded_default()?,
+    };
+    if let (Some(b), Some(l)) = (bind, config.listeners.first_mut()) {
+        l.bind = b;
+    }
+    telemetry::init_logging(&config.log);
+    let gateway = Gateway::start(config).await?;
+    for addr in gateway.local_addrs() {
+        // One machine-readable line on stdout (tests and scripts wait for it); logs go to stderr.
+        println!("listening on http://{addr}/mcp");
+    }
+    if path.is_none() {
+        eprintln!(
+            "Switchboard is running the embedded demo (backends: notes, tickets).\n  Connect an MCP client to {}\n  e.g. npx @modelcontextprotocol/inspector --cli {} --transport http --method tools/list",
+            gateway.url(),
+            gateway.url()
+        );
+    }
+    wait_for_signal().await;
+    gateway.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let c = Config::load(file)?;
+    println!("{}: OK", file.display());
+    for l in &c.listeners {
+        println!(
+            "  listener {} on {} (naming: {:?})",
+            l.name, l.bind, l.naming
+        );
+    }
+    for b in &c.backends {
+        println!("  backend {} via {}", b.name, b.transport.kind());
+    }
+    Ok(())
+}
+
+async fn demo_backend(fixture: &str, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let _ = (fixture, http);
+    anyhow::bail!("demo backends are not built into this binary yet")
+}

@@ -4,6 +4,7 @@
 //! backend says (responses, notifications, server→client requests) arrives as `UpstreamEvent`s on
 //! the channel given to `connect`. The owner (a `BackendSession` actor) does the MCP handshake.
 
+pub mod handshake;
 pub mod http;
 pub mod stdio;
 pub mod websocket;
@@ -74,7 +75,7 @@ struct PoolInner {
 
 impl UpstreamPool {
     /// One pool per gateway: keep-alive connections are shared by every session.
-    pub fn new() -> Result<Self, UpstreamError> {
+    pub fn new(_backends: &[BackendConfig]) -> Result<Self, UpstreamError> {
         let http = http::build_client().map_err(|e| UpstreamError::Connect(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(PoolInner { http }),

@@ -32,7 +32,7 @@ pub(super) struct RawListener {
     pub(super) allowed_hosts: Vec<String>,
     pub(super) max_body_bytes: Option<u64>,
     pub(super) virtual_servers: Option<bool>,
-    pub(super) max_connections: Option<u64>,
+    pub(super) max_concurrent_requests: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -164,7 +164,7 @@ fn default_listener() -> ListenerConfig {
         allowed_hosts: Vec::new(),
         max_body_bytes: DEFAULT_MAX_BODY as usize,
         virtual_servers: true,
-        max_connections: 4096,
+        max_concurrent_requests: 4096,
     }
 }
 
@@ -219,10 +219,10 @@ fn listener(l: RawListener, at: &str, errs: &mut Errors) -> Option<ListenerConfi
             .collect(),
         max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         virtual_servers: l.virtual_servers.unwrap_or(true),
-        max_connections: positive(
-            l.max_connections,
-            d.max_connections as u64,
-            &format!("{at}.max_connections"),
+        max_concurrent_requests: positive(
+            l.max_concurrent_requests,
+            d.max_concurrent_requests as u64,
+            &format!("{at}.max_concurrent_requests"),
             errs,
         ),
     })
@@ -301,7 +301,7 @@ fn backend(b: RawBackend, at: &str, env: &Env, errs: &mut Errors) -> Option<Back
             }
             if b.command.is_some() || !b.args.is_empty() || !b.env.is_empty() || b.cwd.is_some() {
                 errs.push(
-                    format!("{at}"),
+                    at.to_string(),
                     "command/args/env/cwd only apply to the stdio transport",
                 );
             }
@@ -330,7 +330,7 @@ fn backend(b: RawBackend, at: &str, env: &Env, errs: &mut Errors) -> Option<Back
             };
             if b.url.is_some() || !b.headers.is_empty() {
                 errs.push(
-                    format!("{at}"),
+                    at.to_string(),
                     "url/headers do not apply to the stdio transport",
                 );
             }

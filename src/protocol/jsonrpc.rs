@@ -27,6 +27,8 @@ pub mod codes {
     pub const REQUEST_CANCELLED: i64 = -32004;
     /// Implementation-defined: the backend did not answer in time.
     pub const BACKEND_TIMEOUT: i64 = -32005;
+    /// Implementation-defined: the policy chain denied the call.
+    pub const FORBIDDEN: i64 = -32006;
 }
 
 /// A JSON-RPC request id: a number or a string (null ids are rejected as invalid).
@@ -397,6 +399,18 @@ impl Response {
     pub fn into_message(self) -> Message {
         Message::Response(self)
     }
+}
+
+/// Serializes a success response around an already-serialized result, without re-parsing it.
+pub fn encode_result(id: &RequestId, result: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(result.len() + 48);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    // Serializing an integer or a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, id);
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result);
+    out.push(b'}');
+    Bytes::from(out)
 }
 
 /// Serializes an error response for a message whose id could not be read (`"id": null`).

@@ -1,0 +1,191 @@
+//! The shared catalog: each backend's discovered tools, prompts and resources, and the merged views
+//! that answer list requests without a backend round trip.
+
+mod discovery;
+mod naming;
+mod routing;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, watch};
+
+pub use discovery::spawn_discovery;
+pub use naming::{Exposed, PREFIX_SEPARATOR, View};
+pub use routing::ResourceRoute;
+
+use crate::config::{BackendConfig, NamingPolicy};
+use crate::upstream::handshake::BackendInfo;
+
+/// One backend's lists as last discovered.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub info: BackendInfo,
+    pub tools: Vec<Map<String, Value>>,
+    pub prompts: Vec<Map<String, Value>>,
+    pub resources: Vec<Map<String, Value>>,
+    pub templates: Vec<Map<String, Value>>,
+}
+
+/// Which lists changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl Changed {
+    pub const ALL: Changed = Changed {
+        tools: true,
+        prompts: true,
+        resources: true,
+    };
+
+    pub fn any(self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
+/// Every view the listeners need, rebuilt together whenever a snapshot changes.
+#[derive(Debug, Default)]
+pub struct Views {
+    pub prefix: Arc<View>,
+    pub on_collision: Arc<View>,
+    /// One un-prefixed view per backend, for `/servers/{backend}/mcp`.
+    pub per_backend: Vec<Arc<View>>,
+}
+
+impl Views {
+    pub fn merged(&self, policy: NamingPolicy) -> &Arc<View> {
+        match policy {
+            NamingPolicy::Prefix => &self.prefix,
+            NamingPolicy::OnCollision => &self.on_collision,
+        }
+    }
+}
+
+/// The catalog shared by every session.
+#[derive(Debug)]
+pub struct Catalog {
+    backends: Vec<BackendConfig>,
+    snapshots: Vec<ArcSwapOption<Snapshot>>,
+    views: ArcSwap<Views>,
+    changes: broadcast::Sender<(usize, Changed)>,
+    attempted: AtomicUsize,
+    ready: watch::Sender<bool>,
+    /// One wake-up per backend: a session saw `list_changed` on its own backend session.
+    refresh: Vec<tokio::sync::Notify>,
+    /// Serializes publish + rebuild so views never regress to an older snapshot.
+    publish_lock: std::sync::Mutex<()>,
+}
+
+impl Catalog {
+    pub fn new(backends: Vec<BackendConfig>) -> Arc<Self> {
+        let n = backends.len();
+        let snapshots = backends.iter().map(|_| ArcSwapOption::empty()).collect();
+        let (changes, _) = broadcast::channel(64);
+        let (ready, _) = watch::channel(backends.is_empty());
+        let cat = Catalog {
+            backends,
+            snapshots,
+            views: ArcSwap::default(),
+            changes,
+            attempted: AtomicUsize::new(0),
+            ready,
+            refresh: (0..n).map(|_| tokio::sync::Notify::new()).collect(),
+            publish_lock: std::sync::Mutex::new(()),
+        };
+        cat.rebuild();
+        Arc::new(cat)
+    }
+
+    pub fn backends(&self) -> &[BackendConfig] {
+        &self.backends
+    }
+
+    pub fn backend_index(&self, name: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.name == name)
+    }
+
+    /// The current views (a cheap atomic load).
+    pub fn views(&self) -> arc_swap::Guard<Arc<Views>> {
+        self.views.load()
+    }
+
+    pub fn snapshot(&self, backend: usize) -> Option<Arc<Snapshot>> {
+        self.snapshots.get(backend)?.load_full()
+    }
+
+    /// Subscribes to list changes: `(backend index, what changed)`.
+    pub fn subscribe(&self) -> broadcast::Receiver<(usize, Changed)> {
+        self.changes.subscribe()
+    }
+
+    /// True once every backend has had its first discovery attempt (successful or not).
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    pub fn ready_watch(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Number of backends whose lists are currently known.
+    pub fn discovered(&self) -> usize {
+        self.snapshots.iter().filter(|s| s.load().is_some()).count()
+    }
+
+    /// Installs a backend's new lists and rebuilds the views.
+    pub(crate) fn publish(&self, backend: usize, snap: Snapshot) {
+        let _guard = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = match self.snapshots[backend].load_full() {
+            None => Changed::ALL,
+            Some(old) => Changed {
+                tools: old.tools != snap.tools,
+                prompts: old.prompts != snap.prompts,
+                resources: old.resources != snap.resources || old.templates != snap.templates,
+            },
+        };
+        self.snapshots[backend].store(Some(Arc::new(snap)));
+        self.rebuild();
+        if changed.any() {
+            let _ = self.changes.send((backend, changed));
+        }
+    }
+
+    /// Asks the backend's discovery task to list again (a session's backend said `list_changed`).
+    pub fn request_refresh(&self, backend: usize) {
+        if let Some(n) = self.refresh.get(backend) {
+            n.notify_one();
+        }
+    }
+
+    pub(crate) fn refreshed(&self, backend: usize) -> Option<&tokio::sync::Notify> {
+        self.refresh.get(backend)
+    }
+
+    /// Records that a backend's first discovery attempt finished.
+    pub(crate) fn mark_attempted(&self) {
+        let n = self.attempted.fetch_add(1, Ordering::AcqRel) + 1;
+        if n >= self.backends.len() {
+            self.ready.send_replace(true);
+        }
+    }
+
+    fn rebuild(&self) {
+        let snaps: Vec<Option<Arc<Snapshot>>> =
+            self.snapshots.iter().map(|s| s.load_full()).collect();
+        let names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
+        let views = Views {
+            prefix: Arc::new(View::merged(&names, &snaps, NamingPolicy::Prefix)),
+            on_collision: Arc::new(View::merged(&names, &snaps, NamingPolicy::OnCollision)),
+            per_backend: (0..snaps.len())
+                .map(|i| Arc::new(View::single(&names, &snaps, i)))
+                .collect(),
+        };
+        self.views.store(Arc::new(views));
+    }
+}

@@ -1,0 +1,118 @@
+use super::*;
+use crate::upstream::handshake::BackendInfo;
+
+fn tool(name: &str) -> Map<String, Value> {
+    json!({"name": name, "inputSchema": {"type": "object"}})
+        .as_object()
+        .cloned()
+        .unwrap()
+}
+
+fn snap(tools: &[&str], prompts: &[&str], resources: &[&str]) -> Option<Arc<Snapshot>> {
+    let mut info = BackendInfo::default();
+    info.capabilities.insert("tools".into(), json!({}));
+    Some(Arc::new(Snapshot {
+        info,
+        tools: tools.iter().map(|t| tool(t)).collect(),
+        prompts: prompts
+            .iter()
+            .map(|p| json!({"name": p}).as_object().cloned().unwrap())
+            .collect(),
+        resources: resources
+            .iter()
+            .map(|u| json!({"uri": u, "name": u}).as_object().cloned().unwrap())
+            .collect(),
+        templates: vec![],
+    }))
+}
+
+fn names(v: &[Exposed]) -> Vec<&str> {
+    v.iter().map(|e| e.name.as_str()).collect()
+}
+
+#[test]
+fn on_collision_prefixes_only_colliding_names_and_routes_each() {
+    let snaps = vec![
+        snap(&["add_note", "search"], &["p"], &["note://1"]),
+        snap(&["search", "create_ticket"], &[], &["note://1"]),
+    ];
+    let v = View::merged(&["notes", "tickets"], &snaps, NamingPolicy::OnCollision);
+    assert_eq!(
+        names(&v.tools),
+        [
+            "add_note",
+            "create_ticket",
+            "notes__search",
+            "tickets__search"
+        ]
+    );
+    let t = v.tool("tickets__search").unwrap();
+    assert_eq!((t.backend, t.original.as_str()), (1, "search"));
+    assert!(
+        v.tool("search").is_none(),
+        "a bare colliding name must not route anywhere"
+    );
+    assert!(v.tools[2].json.get().contains(r#""name":"notes__search""#));
+    assert_eq!(names(&v.prompts), ["p"]);
+    assert_eq!(
+        names(&v.resources),
+        [
+            "switchboard://notes/note://1",
+            "switchboard://tickets/note://1"
+        ]
+    );
+}
+
+#[test]
+fn prefix_policy_prefixes_every_tool_and_prompt() {
+    let snaps = vec![
+        snap(&["a"], &["p"], &["r://x"]),
+        None,
+        snap(&["b"], &[], &[]),
+    ];
+    let v = View::merged(&["one", "down", "three"], &snaps, NamingPolicy::Prefix);
+    assert_eq!(names(&v.tools), ["one__a", "three__b"]);
+    assert_eq!(names(&v.prompts), ["one__p"]);
+    assert_eq!(
+        names(&v.resources),
+        ["r://x"],
+        "non-colliding URIs are kept"
+    );
+}
+
+#[test]
+fn single_backend_view_is_unprefixed_and_order_is_deterministic() {
+    let snaps = vec![
+        snap(&["z", "search", "a"], &[], &[]),
+        snap(&["search"], &[], &[]),
+    ];
+    let v = View::single(&["notes", "tickets"], &snaps, 0);
+    assert_eq!(names(&v.tools), ["a", "search", "z"]);
+    assert_eq!(v.members, [0]);
+}
+
+#[test]
+fn resources_route_by_exact_collided_and_sole_owner() {
+    let snaps = vec![
+        snap(&[], &[], &["note://1"]),
+        snap(&[], &[], &["note://1", "t://9"]),
+    ];
+    let v = View::merged(&["notes", "tickets"], &snaps, NamingPolicy::OnCollision);
+    let n = ["notes", "tickets"];
+    assert_eq!(v.route_resource("t://9", &n).unwrap().backend, 1);
+    let r = v
+        .route_resource("switchboard://notes/note://1", &n)
+        .unwrap();
+    assert_eq!((r.backend, r.uri.as_str()), (0, "note://1"));
+    assert_eq!(
+        v.route_resource("unknown://x", &n),
+        None,
+        "two owners: ambiguous"
+    );
+    let single = View::single(&n, &snaps, 1);
+    assert_eq!(
+        single.route_resource("t://other", &n).unwrap().backend,
+        1,
+        "sole owner takes unknown URIs"
+    );
+}

@@ -1,0 +1,127 @@
+//! Assembles a running gateway from a `Config`: catalog and discovery, session registry, listeners;
+//! and takes it down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::catalog::{Catalog, spawn_discovery};
+use crate::config::Config;
+use crate::listener::{self, ListenerState};
+use crate::policy::PolicyChain;
+use crate::session::{SessionRegistry, Shared};
+use crate::upstream::UpstreamPool;
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    registry: Arc<SessionRegistry>,
+    addrs: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    servers: JoinSet<()>,
+    grace: Duration,
+}
+
+impl Gateway {
+    /// Binds every listener (port 0 picks a free port) and starts discovery in the background.
+    pub async fn start(config: Config) -> anyhow::Result<Gateway> {
+        let pool =
+            UpstreamPool::new(&config.backends).context("building the upstream connection pool")?;
+        let catalog = Catalog::new(config.backends.clone());
+        let shared = Arc::new(Shared {
+            catalog: catalog.clone(),
+            pool: pool.clone(),
+            policy: PolicyChain::default(),
+            limits: config.sessions.clone(),
+            epoch: tokio::time::Instant::now(),
+        });
+        let shutdown = CancellationToken::new();
+        let registry = SessionRegistry::new(shared.clone());
+        registry.spawn_sweeper(shutdown.clone());
+        registry.spawn_catalog_fanout(shutdown.clone());
+        spawn_discovery(catalog, pool, shutdown.clone());
+
+        let mut servers = JoinSet::new();
+        let mut addrs = Vec::new();
+        for lc in &config.listeners {
+            let tcp = tokio::net::TcpListener::bind(lc.bind)
+                .await
+                .with_context(|| format!("binding listener {:?} to {}", lc.name, lc.bind))?;
+            let addr = tcp.local_addr()?;
+            let state = ListenerState::new(lc.clone(), shared.clone(), registry.clone());
+            state.bound.store(true, Ordering::Release);
+            let app = listener::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            let stop = shutdown.clone();
+            servers.spawn(async move {
+                let serve = axum::serve(tcp, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(error) = serve.await {
+                    warn!(%error, "Listener stopped with an error");
+                }
+            });
+            info!(listener = %lc.name, %addr, "Listening");
+            addrs.push(addr);
+        }
+        Ok(Gateway {
+            shared,
+            registry,
+            addrs,
+            shutdown,
+            servers,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// `http://ADDR/mcp` of the first listener.
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addrs[0])
+    }
+
+    pub fn registry(&self) -> &Arc<SessionRegistry> {
+        &self.registry
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Waits until every backend has had its first discovery attempt.
+    pub async fn ready(&self) {
+        let mut w = self.shared.catalog.ready_watch();
+        let _ = w.wait_for(|r| *r).await;
+    }
+
+    /// Graceful stop: refuse new connections, let in-flight calls finish (up to the grace period),
+    /// end every session (closing backend sessions and stdio children), then return.
+    pub async fn shutdown(mut self) {
+        info!(grace = ?self.grace, "Shutting down");
+        self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while self.registry.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_secs(1));
+        self.registry.close_all(left).await;
+        let drain = async { while self.servers.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(2), drain)
+            .await
+            .is_err()
+        {
+            warn!("Some connections did not close in time; dropping them");
+            self.servers.abort_all();
+        }
+        info!("Stopped");
+    }
+}

@@ -1,0 +1,108 @@
+//! Downstream listeners: the Streamable HTTP endpoint (`/mcp`, `/servers/{backend}/mcp`), health
+//! probes, and the checks every request passes before it reaches a session.
+
+pub mod origin;
+mod reply;
+mod sse_body;
+mod streamable_http;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use tokio::sync::Semaphore;
+
+pub use origin::HostPolicy;
+
+use crate::config::ListenerConfig;
+use crate::session::{SessionRegistry, Shared};
+
+/// What every handler of one listener shares.
+#[derive(Debug)]
+pub struct ListenerState {
+    pub cfg: ListenerConfig,
+    pub shared: Arc<Shared>,
+    pub registry: Arc<SessionRegistry>,
+    pub hosts: HostPolicy,
+    /// Set once the listener is bound (for `/readyz`).
+    pub bound: AtomicBool,
+    requests: Arc<Semaphore>,
+}
+
+impl ListenerState {
+    pub fn new(
+        cfg: ListenerConfig,
+        shared: Arc<Shared>,
+        registry: Arc<SessionRegistry>,
+    ) -> Arc<Self> {
+        let hosts = HostPolicy::new(&cfg);
+        let requests = Arc::new(Semaphore::new(cfg.max_concurrent_requests));
+        Arc::new(ListenerState {
+            cfg,
+            shared,
+            registry,
+            hosts,
+            bound: AtomicBool::new(false),
+            requests,
+        })
+    }
+}
+
+/// The listener's routes.
+pub fn router(state: Arc<ListenerState>) -> Router {
+    let mcp = axum::routing::post(streamable_http::post)
+        .get(streamable_http::get)
+        .delete(streamable_http::delete);
+    let virt = axum::routing::post(streamable_http::post_virtual)
+        .get(streamable_http::get_virtual)
+        .delete(streamable_http::delete_virtual);
+    let guarded = Router::new()
+        .route("/mcp", mcp)
+        .route("/servers/{backend}/mcp", virt)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(guarded)
+        .fallback(|| async {
+            reply::plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp")
+        })
+        .with_state(state)
+}
+
+/// Host/Origin validation and the concurrent-request bound, before any handler runs.
+async fn guard(State(st): State<Arc<ListenerState>>, req: Request, next: Next) -> Response {
+    if let Err(why) = st.hosts.check(req.headers()) {
+        tracing::info!(reason = %why, "Rejected request: Host/Origin not allowed");
+        return reply::plain(StatusCode::FORBIDDEN, &format!("forbidden: {why}"));
+    }
+    let Ok(permit) = st.requests.clone().try_acquire_owned() else {
+        return reply::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway is at its concurrent request limit; retry shortly",
+        );
+    };
+    let resp = next.run(req).await;
+    // The body owns the permit, so an open SSE stream counts until it ends.
+    resp.map(|body| {
+        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _held = &permit;
+            frame
+        }))
+    })
+}
+
+async fn readyz(State(st): State<Arc<ListenerState>>) -> Response {
+    let bound = st.bound.load(std::sync::atomic::Ordering::Acquire);
+    if bound && st.shared.catalog.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}

@@ -1,0 +1,400 @@
+//! The Streamable HTTP transport (MCP 2025-03-26 / 2025-06-18 / 2025-11-25): POST messages,
+//! GET the server→client stream, DELETE the session.
+
+#![allow(clippy::result_large_err)] // handlers return ready-made HTTP responses as errors
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use super::reply::{self, SESSION_HEADER};
+use super::{ListenerState, sse_body};
+use crate::protocol::jsonrpc::codes;
+use crate::protocol::{Message, ProtocolVersion, Request, methods};
+use crate::session::streams::event_id;
+use crate::session::{ClientInfo, CreateError, Scope, SessionError, SessionHandle};
+
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+pub(super) async fn post(
+    State(st): State<Arc<ListenerState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let scope = Scope::Merged(st.cfg.naming);
+    handle_post(&st, scope, &headers, body).await
+}
+
+pub(super) async fn get(State(st): State<Arc<ListenerState>>, headers: HeaderMap) -> Response {
+    let scope = Scope::Merged(st.cfg.naming);
+    handle_get(&st, scope, &headers).await
+}
+
+pub(super) async fn delete(State(st): State<Arc<ListenerState>>, headers: HeaderMap) -> Response {
+    let scope = Scope::Merged(st.cfg.naming);
+    handle_delete(&st, scope, &headers)
+}
+
+pub(super) async fn post_virtual(
+    State(st): State<Arc<ListenerState>>,
+    Path(backend): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match virtual_scope(&st, &backend) {
+        Ok(scope) => handle_post(&st, scope, &headers, body).await,
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn get_virtual(
+    State(st): State<Arc<ListenerState>>,
+    Path(backend): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match virtual_scope(&st, &backend) {
+        Ok(scope) => handle_get(&st, scope, &headers).await,
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn delete_virtual(
+    State(st): State<Arc<ListenerState>>,
+    Path(backend): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match virtual_scope(&st, &backend) {
+        Ok(scope) => handle_delete(&st, scope, &headers),
+        Err(r) => r,
+    }
+}
+
+fn virtual_scope(st: &ListenerState, backend: &str) -> Result<Scope, Response> {
+    if !st.cfg.virtual_servers {
+        return Err(reply::plain(
+            StatusCode::NOT_FOUND,
+            "virtual servers are disabled on this listener",
+        ));
+    }
+    match st.shared.catalog.backend_index(backend) {
+        Some(i) => Ok(Scope::Backend(i)),
+        None => Err(reply::plain(StatusCode::NOT_FOUND, "no such backend")),
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Accept` must list both JSON and SSE for POST (either may come back).
+fn accepts(h: &HeaderMap, json: bool, sse: bool) -> bool {
+    let accept = h
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let has = |t: &str| {
+        accept.split(',').any(|p| {
+            let m = p.split(';').next().unwrap_or("").trim();
+            m.eq_ignore_ascii_case(t) || m == "*/*"
+        })
+    };
+    (!json || has("application/json")) && (!sse || has("text/event-stream"))
+}
+
+/// Looks up the session named by `Mcp-Session-Id`: 400 when missing, 404 when unknown.
+fn session(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Result<SessionHandle, Response> {
+    let Some(id) = header_str(h, SESSION_HEADER) else {
+        return Err(reply::rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            codes::INVALID_REQUEST,
+            "Mcp-Session-Id header is required (initialize first)",
+        ));
+    };
+    match st.registry.get(id) {
+        Some(s) if s.scope == scope => {
+            s.touch(st.shared.now_ms());
+            Ok(s)
+        }
+        _ => Err(reply::rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            codes::INVALID_REQUEST,
+            "session not found or ended; initialize a new session",
+        )),
+    }
+}
+
+/// `MCP-Protocol-Version`, when sent, must be a revision we serve.
+fn check_version(h: &HeaderMap) -> Result<(), Response> {
+    match header_str(h, VERSION_HEADER) {
+        None => Ok(()),
+        Some(v) => match ProtocolVersion::parse(v) {
+            Some(p) if p.era() == crate::protocol::Era::Sessionful => Ok(()),
+            _ => Err(reply::rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                codes::INVALID_REQUEST,
+                format!(
+                    "unsupported MCP-Protocol-Version {:?}; supported: 2025-03-26, 2025-06-18, 2025-11-25",
+                    v.chars().take(40).collect::<String>()
+                ),
+            )),
+        },
+    }
+}
+
+async fn read_body(
+    st: &ListenerState,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, Response> {
+    let limit = st.cfg.max_body_bytes;
+    let too_big = || {
+        reply::rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            codes::INVALID_REQUEST,
+            format!("request body exceeds the {limit}-byte limit"),
+        )
+    };
+    if let Some(len) =
+        header_str(h, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_big());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_big())
+}
+
+async fn handle_post(st: &ListenerState, scope: Scope, h: &HeaderMap, body: Body) -> Response {
+    let ct = header_str(h, header::CONTENT_TYPE.as_str()).unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return reply::rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            codes::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
+    }
+    if !accepts(h, true, true) {
+        return reply::rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            codes::INVALID_REQUEST,
+            "Accept must include application/json and text/event-stream",
+        );
+    }
+    let bytes = match read_body(st, h, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let msg = match Message::parse(&bytes) {
+        Ok(m) => m,
+        Err(e) => return reply::rpc_error(StatusCode::BAD_REQUEST, None, e.code(), e.to_string()),
+    };
+    if let Message::Request(req) = &msg
+        && req.method == methods::INITIALIZE
+    {
+        return initialize(st, scope, req.clone()).await;
+    }
+    if let Err(r) = check_version(h) {
+        return r;
+    }
+    let s = match session(st, scope, h) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match msg {
+        Message::Request(req) => forward_request(st, &s, req).await,
+        other => match s.deliver(other) {
+            Ok(()) => reply::accepted(),
+            Err(_) => reply::rpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                codes::INVALID_REQUEST,
+                "session ended",
+            ),
+        },
+    }
+}
+
+async fn forward_request(st: &ListenerState, s: &SessionHandle, req: Request) -> Response {
+    let id = req.id.clone();
+    let (stream, mut rx) = match s.request(req) {
+        Ok(x) => x,
+        Err(SessionError::Busy(n)) => {
+            return reply::rpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(id),
+                codes::LIMIT_EXCEEDED,
+                format!("too many requests in flight on this session (limit {n})"),
+            );
+        }
+        Err(_) => {
+            return reply::rpc_error(
+                StatusCode::NOT_FOUND,
+                Some(id),
+                codes::INVALID_REQUEST,
+                "session ended",
+            );
+        }
+    };
+    match rx.recv().await {
+        Some(o) if o.last && o.event_id.is_none() => reply::json(StatusCode::OK, o.json),
+        Some(first) => sse_body::response(&event_id(stream, 0), Some(first), rx, None),
+        None if st.registry.get(&s.id).is_none() => reply::rpc_error(
+            StatusCode::NOT_FOUND,
+            Some(id),
+            codes::INVALID_REQUEST,
+            "session ended",
+        ),
+        None => reply::rpc_error(
+            StatusCode::OK,
+            Some(id),
+            codes::REQUEST_CANCELLED,
+            "request cancelled",
+        ),
+    }
+}
+
+async fn initialize(st: &ListenerState, scope: Scope, req: Request) -> Response {
+    let params = req.params.clone().unwrap_or_default();
+    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+        return reply::rpc_error(
+            StatusCode::OK,
+            Some(req.id),
+            codes::INVALID_PARAMS,
+            "params.protocolVersion is required",
+        );
+    };
+    let version = ProtocolVersion::negotiate(requested);
+    let info = params.get("clientInfo");
+    let field = |k: &str| {
+        info.and_then(|i| i.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    let client = ClientInfo {
+        name: field("name"),
+        version: field("version"),
+        capabilities: params
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        protocol_version: version,
+    };
+    let handle = match st.registry.create(scope, client, Default::default()).await {
+        Ok(h) => h,
+        Err(e @ (CreateError::Full(_) | CreateError::ShuttingDown)) => {
+            return reply::rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(req.id),
+                codes::LIMIT_EXCEEDED,
+                e.to_string(),
+            );
+        }
+        Err(e) => {
+            return reply::rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(req.id),
+                codes::INTERNAL_ERROR,
+                e.to_string(),
+            );
+        }
+    };
+    let view = scope.view(&st.shared.catalog);
+    let name = match scope {
+        Scope::Merged(_) => "switchboard".to_string(),
+        Scope::Backend(i) => format!("switchboard/{}", st.shared.catalog.backends()[i].name),
+    };
+    let mut result = Map::new();
+    result.insert("protocolVersion".into(), json!(version.as_str()));
+    result.insert(
+        "capabilities".into(),
+        Value::Object(view.capabilities.clone()),
+    );
+    result.insert("serverInfo".into(), json!({"name": name, "title": "Switchboard MCP gateway", "version": env!("CARGO_PKG_VERSION")}));
+    if let Some(i) = &view.instructions {
+        result.insert("instructions".into(), json!(i));
+    }
+    tracing::info!(session = %handle.id, client = %handle_client(&params), version = %version, "Session initialized");
+    let body = crate::protocol::Response::ok(req.id, &result)
+        .into_message()
+        .to_bytes();
+    reply::with_session(reply::json(StatusCode::OK, body), &handle.id)
+}
+
+fn handle_client(params: &Map<String, Value>) -> String {
+    params
+        .get("clientInfo")
+        .and_then(|i| i.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .chars()
+        .take(60)
+        .collect()
+}
+
+async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+    if !accepts(h, false, true) {
+        return reply::plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET needs Accept: text/event-stream",
+        );
+    }
+    if let Err(r) = check_version(h) {
+        return r;
+    }
+    let s = match session(st, scope, h) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let last = header_str(h, "last-event-id").map(str::to_string);
+    let resuming = last.clone();
+    match s.open_stream(last).await {
+        Ok((stream, position, rx)) => {
+            let priming = resuming.unwrap_or_else(|| event_id(stream, position));
+            sse_body::response(&priming, None, rx, Some(st.shared.limits.keep_alive))
+        }
+        Err(SessionError::Resume(e)) => {
+            reply::plain(StatusCode::BAD_REQUEST, &format!("cannot resume: {e}"))
+        }
+        Err(_) => reply::rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            codes::INVALID_REQUEST,
+            "session ended",
+        ),
+    }
+}
+
+fn handle_delete(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+    let s = match session(st, scope, h) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    st.registry.remove(&s.id, "client ended the session");
+    tracing::info!(session = %s.id, "Session ended by client");
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::OK;
+    r
+}

@@ -1,0 +1,323 @@
+//! The BackendSession child actor: owns one backend connection for one developer session, does the
+//! MCP handshake (and re-handshakes when the backend forgets the session), and pumps what the
+//! backend says to the parent SessionActor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use super::actor::SessionMsg;
+use super::{ClientInfo, Shared};
+use crate::protocol::{Message, Notification, Request, RequestId, Response, methods};
+use crate::upstream::handshake::{self, ClientIdentity};
+use crate::upstream::{EVENT_CHANNEL_CAPACITY, Upstream, UpstreamError, UpstreamEvent};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub(super) struct BackendSession;
+
+pub(super) struct BackendArgs {
+    pub shared: Arc<Shared>,
+    pub backend: usize,
+    pub session: ActorRef<SessionMsg>,
+    pub session_id: Arc<str>,
+    pub client: ClientInfo,
+    /// Consecutive failures before this start: sets the backoff delay.
+    pub attempt: u32,
+    pub log_level: Option<Value>,
+}
+
+pub(super) enum BackendMsg {
+    /// First message: connect and handshake (messages sent meanwhile wait in the mailbox).
+    Connect,
+    /// Forward a message to the backend.
+    Send(Message),
+    /// A request of the child's own (e.g. logging/setLevel fan-out); its answer is dropped.
+    Internal {
+        method: String,
+        params: Option<Map<String, Value>>,
+    },
+    /// The answer to one of the child's own requests (ids ≤ 0).
+    Own(Response),
+    /// The backend forgot the session: re-initialize, then send `unsent` and what queued meanwhile.
+    Reinit(Message),
+    /// The connection ended.
+    Closed(UpstreamError),
+}
+
+pub(super) struct BackendState {
+    args: BackendArgs,
+    up: Option<Upstream>,
+    pump: Option<JoinHandle<()>>,
+    next_own: i64,
+    /// While re-initializing: the id of our `initialize` and the messages waiting for it.
+    reinit: Option<(i64, Vec<Message>)>,
+}
+
+/// Exponential backoff: 0 for the first start, then 100 ms doubling up to 10 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    if attempt == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(100)
+        .saturating_mul(1u32 << (attempt - 1).min(10))
+        .min(MAX_BACKOFF)
+}
+
+impl BackendState {
+    fn name(&self) -> &str {
+        &self.args.shared.catalog.backends()[self.args.backend].name
+    }
+
+    fn identity(&self) -> ClientIdentity {
+        let mut capabilities = Map::new();
+        for k in ["sampling", "elicitation", "roots"] {
+            if let Some(v) = self.args.client.capabilities.get(k) {
+                capabilities.insert(k.into(), v.clone());
+            }
+        }
+        ClientIdentity {
+            name: format!("switchboard ({})", self.args.client.name),
+            version: self.args.client.version.clone(),
+            capabilities,
+        }
+    }
+
+    fn own_id(&mut self) -> i64 {
+        self.next_own -= 1;
+        self.next_own
+    }
+
+    async fn connect(&mut self, myself: &ActorRef<BackendMsg>) -> Result<(), ActorProcessingErr> {
+        let delay = backoff(self.args.attempt);
+        if !delay.is_zero() {
+            debug!(backend = %self.name(), ?delay, "Backing off before reconnecting");
+            tokio::time::sleep(delay).await;
+        }
+        let cfg = &self.args.shared.catalog.backends()[self.args.backend];
+        let timeout = cfg.timeouts.connect;
+        let (tx, mut rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let up = tokio::time::timeout(timeout, Upstream::connect(cfg, &self.args.shared.pool, tx))
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))??;
+        let mut backlog = Vec::new();
+        let identity = self.identity();
+        let info = handshake::initialize(&up, &mut rx, &mut backlog, &identity, timeout).await?;
+        debug!(session = %self.args.session_id, backend = %self.name(), version = %info.protocol_version, "Backend session open");
+        self.up = Some(up);
+        if let Some(level) = self.args.log_level.clone() {
+            let mut p = Map::new();
+            p.insert("level".into(), level);
+            self.internal(methods::LOGGING_SET_LEVEL.into(), Some(p))
+                .await;
+        }
+        for msg in backlog {
+            let _ = self.args.session.cast(SessionMsg::Upstream {
+                backend: self.args.backend,
+                msg,
+                related: None,
+            });
+        }
+        self.pump = Some(tokio::spawn(pump(
+            rx,
+            self.args.backend,
+            self.args.session.clone(),
+            myself.clone(),
+        )));
+        let _ = self.args.session.cast(SessionMsg::BackendReady {
+            backend: self.args.backend,
+        });
+        Ok(())
+    }
+
+    async fn internal(&mut self, method: String, params: Option<Map<String, Value>>) {
+        let id = self.own_id();
+        self.send(Request::new(RequestId::Num(id), method, params).into_message())
+            .await;
+    }
+
+    async fn send(&mut self, msg: Message) {
+        if let Some((_, queue)) = &mut self.reinit {
+            queue.push(msg);
+            return;
+        }
+        let Some(up) = &self.up else { return };
+        if let Err(error) = up.send(msg.clone()).await {
+            let _ = self.args.session.cast(SessionMsg::SendFailed {
+                backend: self.args.backend,
+                msg,
+                error,
+            });
+        }
+    }
+
+    async fn reinit(&mut self, unsent: Message) {
+        if let Some((_, queue)) = &mut self.reinit {
+            queue.push(unsent);
+            return;
+        }
+        info!(session = %self.args.session_id, backend = %self.name(), "Backend session expired; re-initializing");
+        let id = self.own_id();
+        let identity = self.identity();
+        let params = serde_json::json!({
+            "protocolVersion": crate::protocol::ProtocolVersion::LATEST_SESSIONFUL.as_str(),
+            "capabilities": identity.capabilities,
+            "clientInfo": {"name": identity.name, "version": identity.version},
+        });
+        let req = Request::new(
+            RequestId::Num(id),
+            methods::INITIALIZE,
+            params.as_object().cloned(),
+        );
+        if let Some(up) = &self.up
+            && let Err(error) = up.send(req.into_message()).await
+        {
+            let _ = self.args.session.cast(SessionMsg::SendFailed {
+                backend: self.args.backend,
+                msg: unsent,
+                error,
+            });
+            return;
+        }
+        self.reinit = Some((id, vec![unsent]));
+    }
+
+    async fn on_own(&mut self, r: Response) -> Result<(), ActorProcessingErr> {
+        let RequestId::Num(id) = r.id else {
+            return Ok(());
+        };
+        match &self.reinit {
+            Some((init_id, _)) if *init_id == id => {
+                if let Err(e) = r.outcome {
+                    return Err(format!("re-initialize failed: {}", e.message).into());
+                }
+                let queue = self.reinit.take().map(|(_, q)| q).unwrap_or_default();
+                self.send(Notification::new(methods::INITIALIZED, None).into_message())
+                    .await;
+                for m in queue {
+                    self.send(m).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn pump(
+    mut rx: mpsc::Receiver<UpstreamEvent>,
+    backend: usize,
+    session: ActorRef<SessionMsg>,
+    me: ActorRef<BackendMsg>,
+) {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            UpstreamEvent::Message {
+                msg: Message::Response(r),
+                ..
+            } if matches!(r.id, RequestId::Num(n) if n <= 0) => {
+                let _ = me.cast(BackendMsg::Own(r));
+            }
+            UpstreamEvent::Message { msg, related } => {
+                if session
+                    .cast(SessionMsg::Upstream {
+                        backend,
+                        msg,
+                        related,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            UpstreamEvent::SessionExpired { unsent } => {
+                let _ = me.cast(BackendMsg::Reinit(unsent));
+            }
+            UpstreamEvent::SendFailed { msg, error } => {
+                let _ = session.cast(SessionMsg::SendFailed {
+                    backend,
+                    msg,
+                    error,
+                });
+            }
+            UpstreamEvent::Closed { error } => {
+                let _ = me.cast(BackendMsg::Closed(error));
+                return;
+            }
+        }
+    }
+    let _ = me.cast(BackendMsg::Closed(UpstreamError::Closed(
+        "connection ended".into(),
+    )));
+}
+
+impl Actor for BackendSession {
+    type Msg = BackendMsg;
+    type State = BackendState;
+    type Arguments = BackendArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<BackendMsg>,
+        args: BackendArgs,
+    ) -> Result<BackendState, ActorProcessingErr> {
+        myself.cast(BackendMsg::Connect)?;
+        Ok(BackendState {
+            args,
+            up: None,
+            pump: None,
+            next_own: 0,
+            reinit: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<BackendMsg>,
+        msg: BackendMsg,
+        st: &mut BackendState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            BackendMsg::Connect => st.connect(&myself).await?,
+            BackendMsg::Send(m) => st.send(m).await,
+            BackendMsg::Internal { method, params } => st.internal(method, params).await,
+            BackendMsg::Own(r) => st.on_own(r).await?,
+            BackendMsg::Reinit(m) => st.reinit(m).await,
+            BackendMsg::Closed(e) => return Err(e.to_string().into()),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<BackendMsg>,
+        st: &mut BackendState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(p) = st.pump.take() {
+            p.abort();
+        }
+        if let Some(up) = st.up.take() {
+            up.close().await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_starts_at_zero_doubles_and_caps() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(3), Duration::from_millis(400));
+        assert_eq!(backoff(40), Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,208 @@
+//! The session registry: id → handle, creation with limits, idle expiry, catalog-change fan-out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::Actor;
+use rand::RngCore;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::actor::{SessionActor, SessionArgs, SessionMsg};
+use super::{ClientInfo, Scope, SessionHandle, Shared};
+use crate::policy::Principal;
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("the gateway is at its session limit ({0}); try again later")]
+    Full(usize),
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    #[error("could not start the session: {0}")]
+    Spawn(String),
+}
+
+/// Every live session.
+#[derive(Debug)]
+pub struct SessionRegistry {
+    shared: Arc<Shared>,
+    sessions: DashMap<Arc<str>, SessionHandle>,
+    closing: std::sync::atomic::AtomicBool,
+}
+
+/// 128 bits from the OS-seeded CSPRNG, hex-encoded: unguessable and safe in a header.
+fn new_session_id() -> Arc<str> {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes).into()
+}
+
+impl SessionRegistry {
+    pub fn new(shared: Arc<Shared>) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            sessions: DashMap::new(),
+            closing: false.into(),
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Starts a session actor for a client that just initialized.
+    pub async fn create(
+        self: &Arc<Self>,
+        scope: Scope,
+        client: ClientInfo,
+        principal: Arc<Principal>,
+    ) -> Result<SessionHandle, CreateError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(CreateError::ShuttingDown);
+        }
+        let max = self.shared.limits.max_sessions;
+        if self.sessions.len() >= max {
+            return Err(CreateError::Full(max));
+        }
+        let id = new_session_id();
+        let protocol_version = client.protocol_version;
+        let args = SessionArgs {
+            id: id.clone(),
+            scope,
+            client,
+            shared: self.shared.clone(),
+            registry: Arc::downgrade(self),
+        };
+        let (actor, _) = Actor::spawn(None, SessionActor, args)
+            .await
+            .map_err(|e| CreateError::Spawn(e.to_string()))?;
+        let limit = self.shared.limits.max_in_flight;
+        let handle = SessionHandle {
+            id: id.clone(),
+            scope,
+            protocol_version,
+            principal,
+            actor,
+            in_flight: Arc::new(Semaphore::new(limit)),
+            in_flight_limit: limit,
+            next_stream: Arc::new(AtomicU64::new(1)),
+            last_activity: Arc::new(AtomicU64::new(self.shared.now_ms())),
+        };
+        self.sessions.insert(id, handle.clone());
+        debug!(session = %handle.id, "Session created");
+        Ok(handle)
+    }
+
+    pub fn get(&self, id: &str) -> Option<SessionHandle> {
+        self.sessions.get(id).map(|h| h.clone())
+    }
+
+    /// Requests in flight across all sessions (for graceful shutdown).
+    pub fn in_flight(&self) -> usize {
+        self.sessions
+            .iter()
+            .map(|s| s.value().in_flight_limit - s.value().in_flight.available_permits())
+            .sum()
+    }
+
+    /// Ends a session (DELETE, expiry, shutdown): its backend sessions are closed.
+    pub fn remove(&self, id: &str, reason: &str) -> Option<SessionHandle> {
+        let (_, h) = self.sessions.remove(id)?;
+        h.stop(reason);
+        Some(h)
+    }
+
+    /// Forgets a session whose actor already stopped.
+    pub(crate) fn forget(&self, id: &str) {
+        self.sessions.remove(id);
+    }
+
+    /// Expires idle sessions until `shutdown`.
+    pub fn spawn_sweeper(self: &Arc<Self>, shutdown: CancellationToken) {
+        let me = self.clone();
+        let ttl = self.shared.limits.idle_ttl;
+        let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { me.expire_idle(); }
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// Ends every session idle for longer than the TTL; returns how many.
+    pub fn expire_idle(&self) -> usize {
+        let now = self.shared.now_ms();
+        let ttl = u64::try_from(self.shared.limits.idle_ttl.as_millis()).unwrap_or(u64::MAX);
+        let idle: Vec<Arc<str>> = self
+            .sessions
+            .iter()
+            .filter(|e| now.saturating_sub(e.value().last_activity()) > ttl)
+            .map(|e| e.key().clone())
+            .collect();
+        for id in &idle {
+            info!(session = %id, "Session expired after idle TTL");
+            self.remove(id, "idle TTL expired");
+        }
+        idle.len()
+    }
+
+    /// Forwards catalog changes to every session (they tell their clients `list_changed`).
+    pub fn spawn_catalog_fanout(self: &Arc<Self>, shutdown: CancellationToken) {
+        let me = self.clone();
+        let mut rx = self.shared.catalog.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    c = rx.recv() => c,
+                    _ = shutdown.cancelled() => return,
+                };
+                let (backend, changed) = match change {
+                    Ok(c) => c,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        (usize::MAX, crate::catalog::Changed::ALL)
+                    }
+                    Err(_) => return,
+                };
+                for s in me.sessions.iter() {
+                    let _ = s
+                        .value()
+                        .actor
+                        .cast(SessionMsg::CatalogChanged { backend, changed });
+                }
+            }
+        });
+    }
+
+    /// Stops accepting sessions and ends every one, waiting up to `deadline` for their
+    /// backend sessions to close.
+    pub async fn close_all(&self, deadline: Duration) {
+        self.closing.store(true, Ordering::Release);
+        let handles: Vec<SessionHandle> = self.sessions.iter().map(|e| e.value().clone()).collect();
+        self.sessions.clear();
+        let waits = handles.into_iter().map(|h| {
+            let cell = h.actor.get_cell();
+            async move {
+                let _ = cell
+                    .stop_and_wait(Some("gateway shutting down".into()), Some(deadline))
+                    .await;
+            }
+        });
+        futures::future::join_all(waits).await;
+    }
+}

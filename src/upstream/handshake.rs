@@ -1,0 +1,142 @@
+//! The MCP `initialize` handshake and simple request/response calls over any upstream transport.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::{Upstream, UpstreamError, UpstreamEvent};
+use crate::protocol::{Message, ProtocolVersion, Request, RequestId, methods};
+
+/// What a backend said about itself in its `initialize` result.
+#[derive(Clone, Debug, Default)]
+pub struct BackendInfo {
+    pub protocol_version: String,
+    pub capabilities: Map<String, Value>,
+    pub server_info: Value,
+    pub instructions: Option<String>,
+}
+
+impl BackendInfo {
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities.get(name).is_some_and(|v| !v.is_null())
+    }
+}
+
+/// Who the gateway says it is to a backend, and what it may ask of the developer's client.
+#[derive(Clone, Debug)]
+pub struct ClientIdentity {
+    pub name: String,
+    pub version: String,
+    pub capabilities: Map<String, Value>,
+}
+
+impl ClientIdentity {
+    /// The gateway's own identity for discovery connections: no client capabilities.
+    pub fn gateway() -> Self {
+        Self {
+            name: "switchboard".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: Map::new(),
+        }
+    }
+}
+
+/// Why a call over an upstream failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("backend answered with error {}: {}", .0.code, .0.message)]
+    Rpc(crate::protocol::ErrorObject),
+}
+
+/// Sends a request and waits for its response; other messages are pushed to `backlog`.
+pub async fn call(
+    up: &Upstream,
+    events: &mut mpsc::Receiver<UpstreamEvent>,
+    backlog: &mut Vec<Message>,
+    req: Request,
+    timeout: Duration,
+) -> Result<Box<serde_json::value::RawValue>, CallError> {
+    let id = req.id.clone();
+    up.send(req.into_message()).await?;
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Some(UpstreamEvent::Message {
+                    msg: Message::Response(r),
+                    ..
+                }) if r.id == id => {
+                    return r.outcome.map_err(CallError::Rpc);
+                }
+                Some(UpstreamEvent::Message { msg, .. }) => backlog.push(msg),
+                Some(UpstreamEvent::SendFailed { msg, error }) => {
+                    if matches!(&msg, Message::Request(r) if r.id == id) {
+                        return Err(error.into());
+                    }
+                }
+                Some(UpstreamEvent::SessionExpired { .. }) => {
+                    return Err(UpstreamError::Closed(
+                        "backend session expired during the call".into(),
+                    )
+                    .into());
+                }
+                Some(UpstreamEvent::Closed { error }) => return Err(error.into()),
+                None => return Err(UpstreamError::Closed("event channel closed".into()).into()),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| CallError::Upstream(UpstreamError::Timeout(timeout)))?
+}
+
+/// Runs `initialize` + `notifications/initialized`. Request id `0` is reserved for it.
+pub async fn initialize(
+    up: &Upstream,
+    events: &mut mpsc::Receiver<UpstreamEvent>,
+    backlog: &mut Vec<Message>,
+    client: &ClientIdentity,
+    timeout: Duration,
+) -> Result<BackendInfo, CallError> {
+    let params = json!({
+        "protocolVersion": ProtocolVersion::LATEST_SESSIONFUL.as_str(),
+        "capabilities": client.capabilities,
+        "clientInfo": {"name": client.name, "version": client.version},
+    });
+    let Value::Object(params) = params else {
+        unreachable!("json! object")
+    };
+    let req = Request::new(RequestId::Num(0), methods::INITIALIZE, Some(params));
+    let raw = call(up, events, backlog, req, timeout).await?;
+    let v: Value = serde_json::from_str(raw.get())
+        .map_err(|e| UpstreamError::Protocol(format!("initialize result: {e}")))?;
+    let info = BackendInfo {
+        protocol_version: v
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        capabilities: v
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        server_info: v.get("serverInfo").cloned().unwrap_or(Value::Null),
+        instructions: v
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    if ProtocolVersion::parse(&info.protocol_version).is_none() {
+        return Err(UpstreamError::Protocol(format!(
+            "backend negotiated unsupported protocol version {:?}",
+            info.protocol_version
+        ))
+        .into());
+    }
+    let note = crate::protocol::Notification::new(methods::INITIALIZED, None);
+    up.send(note.into_message()).await?;
+    Ok(info)
+}

@@ -339,6 +339,7 @@ impl Shared {
                     .await;
             }
             resumes += 1;
+            debug!(backend = %self.name, resumes, "Response stream ended early; resuming with Last-Event-ID");
             tokio::time::sleep(stream::backoff(cursor.retry, resumes - 1)).await;
             outcome = match self.resume(&session, &last).await {
                 Ok(resp) => {

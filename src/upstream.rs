@@ -9,6 +9,7 @@ pub mod http;
 pub mod stdio;
 pub mod websocket;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -62,7 +63,7 @@ impl UpstreamError {
     }
 }
 
-/// Shared per-backend resources that outlive one connection (e.g. the pooled HTTP client).
+/// Shared per-backend resources that outlive one connection (e.g. the pooled HTTP clients).
 #[derive(Clone, Debug)]
 pub struct UpstreamPool {
     inner: Arc<PoolInner>,
@@ -70,21 +71,51 @@ pub struct UpstreamPool {
 
 #[derive(Debug)]
 struct PoolInner {
-    http: reqwest::Client,
+    /// One keep-alive client per Streamable HTTP backend, keyed by backend name, so each
+    /// backend's connect timeout applies and its connections are shared by every session.
+    http: HashMap<String, reqwest::Client>,
 }
 
 impl UpstreamPool {
-    /// One pool per gateway: keep-alive connections are shared by every session.
-    pub fn new(_backends: &[BackendConfig]) -> Result<Self, UpstreamError> {
-        let http = http::build_client().map_err(|e| UpstreamError::Connect(e.to_string()))?;
+    /// One pool per gateway, built from the configured backends.
+    pub fn new(backends: &[BackendConfig]) -> Result<Self, UpstreamError> {
+        let mut http = HashMap::new();
+        for b in backends {
+            if let TransportConfig::StreamableHttp { .. } = b.transport {
+                http.insert(b.name.clone(), http::build_client(&b.timeouts)?);
+            }
+        }
         Ok(Self {
             inner: Arc::new(PoolInner { http }),
         })
     }
 
-    pub fn http_client(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The pooled client of the HTTP backend `backend`, if the pool was built with it.
+    pub fn http_client(&self, backend: &str) -> Option<&reqwest::Client> {
+        self.inner.http.get(backend)
     }
+}
+
+/// Aborts a background task when dropped, so a dropped connection leaves no task behind.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Cuts `s` to at most `max` bytes (on a char boundary) for a log line.
+pub(crate) fn truncate_for_log(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// An open connection to one backend.
@@ -103,11 +134,21 @@ impl Upstream {
         events: mpsc::Sender<UpstreamEvent>,
     ) -> Result<Upstream, UpstreamError> {
         match &cfg.transport {
-            TransportConfig::StreamableHttp { .. } => Ok(Upstream::Http(http::HttpUpstream::new(
-                cfg,
-                pool.http_client().clone(),
-                events,
-            )?)),
+            TransportConfig::StreamableHttp { .. } => {
+                let client = match pool.http_client(&cfg.name) {
+                    Some(c) => c.clone(),
+                    None => {
+                        tracing::warn!(
+                            backend = %cfg.name,
+                            "Backend missing from the upstream pool; using an unshared HTTP client"
+                        );
+                        http::build_client(&cfg.timeouts)?
+                    }
+                };
+                Ok(Upstream::Http(http::HttpUpstream::new(
+                    cfg, client, events,
+                )?))
+            }
             TransportConfig::Stdio { .. } => Ok(Upstream::Stdio(
                 stdio::StdioUpstream::spawn(cfg, events).await?,
             )),

@@ -1,28 +1,528 @@
-//! Streamable HTTP client transport to one backend (stub; being written).
+//! Streamable HTTP client transport to one backend: one POST per message, JSON or SSE answers, the GET stream.
 
-use tokio::sync::mpsc;
+mod stream;
 
-use super::{UpstreamError, UpstreamEvent};
-use crate::config::BackendConfig;
-use crate::protocol::Message;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-pub(crate) fn build_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder().build()
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use super::{AbortOnDrop, UpstreamError, UpstreamEvent};
+use crate::config::{BackendConfig, Timeouts, TransportConfig};
+use crate::protocol::{Message, RequestId};
+use stream::Cursor;
+
+/// `Mcp-Session-Id`: the backend's session, learned from the `initialize` POST.
+const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// `MCP-Protocol-Version`: the negotiated revision, sent on every request after `initialize`.
+const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+/// `Last-Event-ID`: where a resumed SSE stream picks up.
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+const POST_ACCEPT: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const SSE_ACCEPT: HeaderValue = HeaderValue::from_static("text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Largest JSON body or single SSE event accepted from a backend.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// How many times a POST's SSE stream that ended early is resumed with `Last-Event-ID`.
+const MAX_RESUMES: u32 = 5;
+
+/// Builds the keep-alive client of one HTTP backend. No overall request timeout: long tool
+/// calls stream, and the owner enforces per-request deadlines.
+pub(crate) fn build_client(t: &Timeouts) -> Result<Client, UpstreamError> {
+    Client::builder()
+        .connect_timeout(t.connect)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        // Configured credential headers must not follow a redirect to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| UpstreamError::Connect(format!("cannot build HTTP client: {}", describe(e))))
 }
 
-#[derive(Debug)]
-pub struct HttpUpstream;
+/// A Streamable HTTP connection: the backend session id and protocol version, plus background
+/// tasks (in-flight POSTs, the GET stream) that end when this value is dropped or closed.
+pub struct HttpUpstream {
+    shared: Arc<Shared>,
+    /// Never written: dropping it wakes every task's `stop.changed()`, ending them.
+    _stop: watch::Sender<()>,
+}
+
+struct Shared {
+    name: Arc<str>,
+    url: Url,
+    client: Client,
+    /// Configured headers, values marked sensitive.
+    headers: HeaderMap,
+    timeouts: Timeouts,
+    events: mpsc::Sender<UpstreamEvent>,
+    state: Mutex<SessionState>,
+    stop: watch::Receiver<()>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+    /// The session's standalone GET stream, once opened.
+    get_stream: Option<AbortOnDrop>,
+}
+
+/// Headers of the session a message is sent in, snapshotted at `send` time.
+#[derive(Clone, Default)]
+struct SessionHeaders {
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpUpstream")
+            .field("backend", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
 
 impl HttpUpstream {
+    /// Prepares the connection; nothing is sent until the owner's first message.
     pub fn new(
-        _cfg: &BackendConfig,
-        _client: reqwest::Client,
-        _events: mpsc::Sender<UpstreamEvent>,
+        cfg: &BackendConfig,
+        client: Client,
+        events: mpsc::Sender<UpstreamEvent>,
     ) -> Result<Self, UpstreamError> {
-        Err(UpstreamError::Connect("not implemented".into()))
+        let TransportConfig::StreamableHttp { url, headers } = &cfg.transport else {
+            return Err(UpstreamError::Connect(format!(
+                "backend {} is not a streamable-http backend",
+                cfg.name
+            )));
+        };
+        let url = Url::parse(url)
+            .map_err(|e| UpstreamError::Connect(format!("backend url is invalid: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(UpstreamError::Connect(
+                "backend url must be http:// or https://".into(),
+            ));
+        }
+        let (stop_tx, stop) = watch::channel(());
+        let shared = Shared {
+            name: cfg.name.as_str().into(),
+            url,
+            client,
+            headers: header_map(headers)?,
+            timeouts: cfg.timeouts,
+            events,
+            state: Mutex::new(SessionState::default()),
+            stop,
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            _stop: stop_tx,
+        })
     }
-    pub async fn send(&self, _msg: Message) -> Result<(), UpstreamError> {
-        Err(UpstreamError::Connect("not implemented".into()))
+
+    /// Starts the POST of `msg` in the background and returns at once.
+    pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        if self.shared.events.is_closed() {
+            return Err(UpstreamError::Closed("event receiver is gone".into()));
+        }
+        let session = {
+            let mut st = self.shared.state();
+            if is_method(&msg, "initialize") {
+                // A new handshake starts a new session: forget the old one and its GET stream.
+                *st = SessionState::default();
+            }
+            SessionHeaders {
+                session_id: st.session_id.clone(),
+                protocol_version: st.protocol_version.clone(),
+            }
+        };
+        let shared = Arc::clone(&self.shared);
+        // Detached on purpose: the task ends on its own or when `_stop` is dropped.
+        drop(
+            self.shared
+                .spawn(async move { shared.post(msg, session).await }),
+        );
+        Ok(())
     }
-    pub async fn close(self) {}
+
+    /// Ends the backend session with DELETE (405 means the server does not allow it), then
+    /// stops every background task.
+    pub async fn close(self) {
+        let (session_id, protocol_version) = {
+            let mut st = self.shared.state();
+            st.get_stream = None;
+            (st.session_id.take(), st.protocol_version.take())
+        };
+        let Some(session_id) = session_id else { return };
+        let mut headers = self.shared.headers.clone();
+        headers.insert(SESSION_ID, session_id);
+        if let Some(v) = protocol_version {
+            headers.insert(PROTOCOL_VERSION, v);
+        }
+        let req = self
+            .shared
+            .client
+            .delete(self.shared.url.clone())
+            .headers(headers)
+            .send();
+        let backend = &self.shared.name;
+        match tokio::time::timeout(self.shared.timeouts.connect, req).await {
+            Ok(Ok(r))
+                if r.status().is_success() || r.status() == StatusCode::METHOD_NOT_ALLOWED =>
+            {
+                debug!(backend = %backend, status = r.status().as_u16(), "Backend session ended");
+            }
+            Ok(Ok(r)) => {
+                debug!(backend = %backend, status = r.status().as_u16(), "Backend refused DELETE of its session");
+            }
+            Ok(Err(e)) => {
+                debug!(backend = %backend, error = %describe(e), "DELETE of backend session failed")
+            }
+            Err(_) => debug!(backend = %backend, "DELETE of backend session timed out"),
+        }
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Spawns a task that ends when the connection is dropped.
+    fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = fut => {}
+            }
+        })
+    }
+
+    /// Hands an event to the owner; false once the owner is gone.
+    async fn emit(&self, ev: UpstreamEvent) -> bool {
+        self.events.send(ev).await.is_ok()
+    }
+
+    /// Base headers of every request: the configured ones plus the session's.
+    fn request_headers(&self, session: &SessionHeaders, accept: HeaderValue) -> HeaderMap {
+        let mut h = self.headers.clone();
+        h.insert(ACCEPT, accept);
+        if let Some(s) = &session.session_id {
+            h.insert(SESSION_ID, s.clone());
+        }
+        if let Some(v) = &session.protocol_version {
+            h.insert(PROTOCOL_VERSION, v.clone());
+        }
+        h
+    }
+
+    /// POSTs one message and turns the answer into events.
+    async fn post(self: Arc<Self>, msg: Message, session: SessionHeaders) {
+        let mut headers = self.request_headers(&session, POST_ACCEPT);
+        headers.insert(CONTENT_TYPE, JSON);
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .headers(headers)
+            .body(msg.to_bytes())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let error = self.request_error(e);
+                return self.send_failed(msg, error).await;
+            }
+        };
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND && session.session_id.is_some() {
+            self.expire(session.session_id.as_ref());
+            self.emit(UpstreamEvent::SessionExpired { unsent: msg })
+                .await;
+            return;
+        }
+        if !status.is_success() {
+            return self
+                .send_failed(msg, UpstreamError::Status(status.as_u16()))
+                .await;
+        }
+        if is_method(&msg, "initialize") {
+            self.learn_session_id(&resp);
+        }
+        let initialized = is_method(&msg, "notifications/initialized");
+        match content_type(&resp).as_deref() {
+            Some("text/event-stream") => self.read_post_stream(resp, msg, session).await,
+            Some("application/json") => self.read_json(resp, msg).await,
+            _ => {} // 202 Accepted or an empty 200: nothing to deliver.
+        }
+        if initialized {
+            self.open_get_stream();
+        }
+    }
+
+    /// Reads a JSON body: the one answer to the POSTed message.
+    async fn read_json(&self, resp: reqwest::Response, msg: Message) {
+        let body = match read_body(resp).await {
+            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => return,
+            Ok(b) => b,
+            Err(e) => return self.send_failed(msg, e).await,
+        };
+        let related = request_id(&msg);
+        match Message::parse(&body) {
+            Ok(answer) => {
+                self.observe(&msg, &answer);
+                self.emit(UpstreamEvent::Message {
+                    msg: answer,
+                    related,
+                })
+                .await;
+            }
+            Err(e) => {
+                warn!(backend = %self.name, error = %e, "Backend sent an unparseable JSON body");
+                self.send_failed(msg, UpstreamError::Protocol(e.to_string()))
+                    .await;
+            }
+        }
+    }
+
+    /// Streams a POST's SSE answer, resuming with GET + `Last-Event-ID` if it ends before the
+    /// response to the request arrived.
+    async fn read_post_stream(
+        &self,
+        resp: reqwest::Response,
+        msg: Message,
+        session: SessionHeaders,
+    ) {
+        let related = request_id(&msg);
+        let mut cursor = Cursor::default();
+        let mut outcome = self
+            .consume(resp, Some(&msg), related.as_ref(), &mut cursor)
+            .await;
+        let mut resumes = 0;
+        loop {
+            let answered = match outcome {
+                Ok(answered) => answered,
+                Err(e) => {
+                    debug!(backend = %self.name, error = %e, "Response stream broke");
+                    false
+                }
+            };
+            if answered || related.is_none() || self.events.is_closed() {
+                return;
+            }
+            let Some(last) = cursor.last_event_id.clone() else {
+                return self
+                    .send_failed(
+                        msg,
+                        UpstreamError::Closed("response stream ended before the response".into()),
+                    )
+                    .await;
+            };
+            if resumes == MAX_RESUMES {
+                return self
+                    .send_failed(
+                        msg,
+                        UpstreamError::Closed("response stream could not be resumed".into()),
+                    )
+                    .await;
+            }
+            resumes += 1;
+            debug!(backend = %self.name, resumes, "Response stream ended early; resuming with Last-Event-ID");
+            tokio::time::sleep(stream::backoff(cursor.retry, resumes - 1)).await;
+            outcome = match self.resume(&session, &last).await {
+                Ok(resp) => {
+                    self.consume(resp, Some(&msg), related.as_ref(), &mut cursor)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// GET with `Last-Event-ID`: the spec's way to pick up a broken stream.
+    async fn resume(
+        &self,
+        session: &SessionHeaders,
+        last: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut headers = self.request_headers(session, SSE_ACCEPT);
+        let last = HeaderValue::from_str(last).map_err(|_| {
+            UpstreamError::Protocol("SSE event id is not a valid header value".into())
+        })?;
+        headers.insert(LAST_EVENT_ID, last);
+        let resp = self
+            .client
+            .get(self.url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| self.request_error(e))?;
+        if !resp.status().is_success() {
+            return Err(UpstreamError::Status(resp.status().as_u16()));
+        }
+        Ok(resp)
+    }
+
+    /// Notes what the owner's traffic reveals: the protocol version in the `initialize` result.
+    fn observe(&self, sent: &Message, answer: &Message) {
+        let (Message::Request(req), Message::Response(resp)) = (sent, answer) else {
+            return;
+        };
+        if req.method != "initialize" || req.id != resp.id {
+            return;
+        }
+        let Ok(result) = &resp.outcome else { return };
+        #[derive(Deserialize)]
+        struct InitializeResult {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: Option<String>,
+        }
+        let version = serde_json::from_str::<InitializeResult>(result.get())
+            .ok()
+            .and_then(|r| r.protocol_version)
+            .and_then(|v| HeaderValue::from_str(&v).ok());
+        if let Some(v) = version {
+            self.state().protocol_version = Some(v);
+        }
+    }
+
+    /// Takes `Mcp-Session-Id` from the answer to `initialize`.
+    fn learn_session_id(&self, resp: &reqwest::Response) {
+        let id = resp.headers().get(SESSION_ID).filter(|v| {
+            // The spec allows visible ASCII only.
+            v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
+        });
+        if let Some(id) = id {
+            let mut id = id.clone();
+            id.set_sensitive(true);
+            self.state().session_id = Some(id);
+        }
+    }
+
+    /// The backend forgot the session: clear it (unless a newer one replaced it already).
+    fn expire(&self, sent: Option<&HeaderValue>) {
+        let mut st = self.state();
+        if st.session_id.as_ref() == sent {
+            *st = SessionState::default();
+        }
+        debug!(backend = %self.name, "Backend session expired");
+    }
+
+    /// Opens the session's standalone GET stream (once per session).
+    fn open_get_stream(self: &Arc<Self>) {
+        let mut st = self.state();
+        if st.get_stream.is_some() {
+            return;
+        }
+        let Some(session_id) = st.session_id.clone() else {
+            return;
+        };
+        let session = SessionHeaders {
+            session_id: Some(session_id),
+            protocol_version: st.protocol_version.clone(),
+        };
+        let shared = Arc::clone(self);
+        st.get_stream = Some(AbortOnDrop(
+            self.spawn(async move { shared.get_stream(session).await }),
+        ));
+    }
+
+    async fn send_failed(&self, msg: Message, error: UpstreamError) {
+        if matches!(msg, Message::Request(_)) {
+            self.emit(UpstreamEvent::SendFailed { msg, error }).await;
+        } else {
+            warn!(backend = %self.name, %error, method = msg.method().unwrap_or("response"), "Could not deliver a message to the backend");
+        }
+    }
+
+    /// Maps a reqwest error; its text never carries the URL (which may hold a token) or headers.
+    fn request_error(&self, e: reqwest::Error) -> UpstreamError {
+        if e.is_timeout() {
+            UpstreamError::Timeout(self.timeouts.connect)
+        } else if e.is_connect() {
+            UpstreamError::Connect(describe(e))
+        } else {
+            UpstreamError::Io(describe(e))
+        }
+    }
+}
+
+/// Validated configured headers, their values marked sensitive so `Debug` hides them.
+fn header_map(
+    headers: &std::collections::BTreeMap<String, crate::config::Secret>,
+) -> Result<HeaderMap, UpstreamError> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| UpstreamError::Connect(format!("header name `{k}` is invalid")))?;
+        let mut value = HeaderValue::from_str(v.expose())
+            .map_err(|_| UpstreamError::Connect(format!("value of header `{k}` is invalid")))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// An error and its causes, without the request URL.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The media type of a response, lowercased, without parameters.
+fn content_type(resp: &reqwest::Response) -> Option<String> {
+    let v = resp.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    let media = v.split(';').next().unwrap_or_default().trim();
+    Some(media.to_ascii_lowercase())
+}
+
+/// Reads a whole body, refusing more than `MAX_MESSAGE_BYTES`.
+async fn read_body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
+    let too_big = || UpstreamError::Protocol("response body exceeds 16 MiB".into());
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_MESSAGE_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = BytesMut::new();
+    let mut chunks = resp.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| UpstreamError::Io(describe(e)))?;
+        if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn is_method(msg: &Message, method: &str) -> bool {
+    msg.method() == Some(method)
+}
+
+fn request_id(msg: &Message) -> Option<RequestId> {
+    match msg {
+        Message::Request(r) => Some(r.id.clone()),
+        _ => None,
+    }
 }

@@ -1,0 +1,390 @@
+//! Backend transports against real MCP peers: server-everything over Streamable HTTP, stdio, and WebSocket (through a test bridge).
+
+#[path = "common/upstream_peers.rs"]
+mod upstream_peers;
+#[path = "common/upstream_ws_bridge.rs"]
+mod upstream_ws_bridge;
+
+use serde_json::{Value, json};
+use switchboard::config::BackendConfig;
+use switchboard::protocol::{Message, RequestId};
+use switchboard::upstream::{
+    EVENT_CHANNEL_CAPACITY, Upstream, UpstreamError, UpstreamEvent, UpstreamPool,
+};
+use tokio::sync::mpsc;
+
+use upstream_peers::*;
+use upstream_ws_bridge::{Ended, start_ws_bridge};
+
+async fn connect(cfg: &BackendConfig) -> (Upstream, mpsc::Receiver<UpstreamEvent>) {
+    let pool = UpstreamPool::new(std::slice::from_ref(cfg)).unwrap();
+    connect_with(cfg, &pool).await
+}
+
+async fn connect_with(
+    cfg: &BackendConfig,
+    pool: &UpstreamPool,
+) -> (Upstream, mpsc::Receiver<UpstreamEvent>) {
+    init_tracing();
+    let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let up = Upstream::connect(cfg, pool, tx).await.unwrap();
+    (up, rx)
+}
+
+fn num(id: i64) -> Option<RequestId> {
+    Some(RequestId::Num(id))
+}
+
+// ---------------------------------------------------------------- Streamable HTTP
+
+#[tokio::test]
+async fn http_everything_handshake_list_echo_with_related_ids_and_shared_pool() {
+    let peer = everything_http().await;
+    let cfg = http_backend(&peer.url(), &[("Authorization", "Bearer test-token")]);
+    let pool = UpstreamPool::new(std::slice::from_ref(&cfg)).unwrap();
+    let (up, mut rx) = connect_with(&cfg, &pool).await;
+    assert_eq!(up.transport_name(), "streamable-http");
+
+    let init = handshake(&up, &mut rx, 1, json!({})).await;
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    // server-everything answers 400 to any non-initialize POST without a known
+    // Mcp-Session-Id, so these answers prove the session id is reused.
+    let (tools, related) = tool_names(&up, &mut rx, 2).await;
+    assert!(tools.iter().any(|t| t == "echo"), "{tools:?}");
+    assert_eq!(related, num(2), "SSE answers carry the request id");
+    let (text, related) = echo(&up, &mut rx, 3, "hello").await;
+    assert_eq!(text, "Echo: hello");
+    assert_eq!(related, num(3));
+
+    // A second connection through the same pool gets its own backend session.
+    let (up2, mut rx2) = connect_with(&cfg, &pool).await;
+    handshake(&up2, &mut rx2, 1, json!({})).await;
+    assert_eq!(echo(&up2, &mut rx2, 2, "two").await.0, "Echo: two");
+    up2.close().await;
+    up.close().await;
+}
+
+#[tokio::test]
+async fn http_slow_request_does_not_block_others_and_progress_is_related() {
+    let peer = everything_http().await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+
+    let params = json!({
+        "name": "trigger-long-running-operation",
+        "arguments": {"duration": 2, "steps": 2},
+        "_meta": {"progressToken": "p-1"},
+    });
+    up.send(request(10, "tools/call", params)).await.unwrap();
+    up.send(request(11, "tools/call", echo_params("fast")))
+        .await
+        .unwrap();
+    // The echo answer must overtake the 2-second operation.
+    let first = wait_for(&mut rx, "a response", |ev| match ev {
+        UpstreamEvent::Message {
+            msg: Message::Response(r),
+            ..
+        } => Some(r.id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(first, RequestId::Num(11));
+    let related = wait_for(&mut rx, "a progress notification", |ev| match ev {
+        UpstreamEvent::Message { msg, related }
+            if msg.method() == Some("notifications/progress") =>
+        {
+            Some(related.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        related,
+        num(10),
+        "progress arrives on the request's SSE stream"
+    );
+    let (result, related) = result_of(&mut rx, 10).await;
+    assert!(tool_text(&result).starts_with("Long running operation completed"));
+    assert_eq!(related, num(10));
+    up.close().await;
+}
+
+#[tokio::test]
+async fn http_get_stream_carries_server_requests_unrelated() {
+    let peer = everything_http().await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({"roots": {"listChanged": true}})).await;
+    // Give the GET stream a request's round trip to be surely open, then make the server
+    // ask for roots: a server→client request with no request to belong to.
+    assert_eq!(echo(&up, &mut rx, 2, "x").await.0, "Echo: x");
+    up.send(notification("notifications/roots/list_changed"))
+        .await
+        .unwrap();
+    let (id, related) = wait_for(&mut rx, "roots/list from the server", |ev| match ev {
+        UpstreamEvent::Message {
+            msg: Message::Request(r),
+            related,
+        } if r.method == "roots/list" => Some((r.id.clone(), related.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(related, None, "GET stream messages belong to no request");
+    // Answer it (a POSTed response), and the server logs what it received on the GET stream.
+    up.send(response(id, json!({"roots": []}))).await.unwrap();
+    let data = wait_for(&mut rx, "the server's log about roots", |ev| match ev {
+        UpstreamEvent::Message {
+            msg: Message::Notification(n),
+            related: None,
+        } if n.method == "notifications/message" => n.param("data").cloned(),
+        _ => None,
+    })
+    .await;
+    assert!(data.to_string().contains("root"), "{data}");
+    up.close().await;
+}
+
+#[tokio::test]
+async fn http_forgotten_session_yields_session_expired_and_reinitialize_recovers() {
+    let peer = strict_http(false).await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    assert_eq!(echo(&up, &mut rx, 2, "before").await.0, "Echo: before");
+
+    let forget = reqwest::Client::new()
+        .post(format!("{}/test/forget-sessions", peer.base()))
+        .send()
+        .await
+        .unwrap();
+    assert!(forget.status().is_success());
+
+    up.send(request(3, "tools/call", echo_params("after")))
+        .await
+        .unwrap();
+    let unsent = wait_for(&mut rx, "SessionExpired", |ev| match ev {
+        UpstreamEvent::SessionExpired { unsent } => Some(unsent.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(unsent, request(3, "tools/call", echo_params("after")));
+
+    // What the owner does: re-initialize through the same connection and resend.
+    handshake(&up, &mut rx, 4, json!({})).await;
+    up.send(unsent).await.unwrap();
+    let (result, related) = result_of(&mut rx, 3).await;
+    assert_eq!(tool_text(&result), "Echo: after");
+    assert_eq!(related, num(3));
+    up.close().await;
+}
+
+#[tokio::test]
+async fn http_json_responses_are_related_and_close_deletes_the_session() {
+    let peer = strict_http(true).await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    let (text, related) = echo(&up, &mut rx, 2, "json").await;
+    assert_eq!(text, "Echo: json");
+    assert_eq!(related, num(2));
+
+    let sessions = || async {
+        let body = reqwest::get(format!("{}/test/sessions", peer.base()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["count"].as_u64().unwrap()
+    };
+    assert_eq!(sessions().await, 1);
+    up.close().await;
+    assert_eq!(sessions().await, 0, "close() DELETEs the backend session");
+}
+
+#[tokio::test]
+async fn http_broken_response_stream_is_resumed_with_last_event_id() {
+    let peer = strict_http(false).await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    let params = json!({"name": "echo-after-stream-break", "arguments": {"message": "resumed"}});
+    up.send(request(2, "tools/call", params)).await.unwrap();
+    let (result, related) = result_of(&mut rx, 2).await;
+    assert_eq!(tool_text(&result), "Echo: resumed");
+    assert_eq!(related, num(2));
+    up.close().await;
+}
+
+#[tokio::test]
+async fn http_unreachable_backend_fails_the_request_without_leaking_credentials() {
+    let url = format!("http://127.0.0.1:{}/mcp?token=url-secret", free_port());
+    let cfg = http_backend(&url, &[("Authorization", "Bearer header-secret")]);
+    let (up, mut rx) = connect(&cfg).await;
+    up.send(request(1, "tools/list", json!({}))).await.unwrap();
+    let error = wait_for(&mut rx, "SendFailed", |ev| match ev {
+        UpstreamEvent::SendFailed { msg, error } => {
+            assert_eq!(msg, &request(1, "tools/list", json!({})));
+            Some(error.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
+    let text = format!("{error} {error:?} {up:?}");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+// ---------------------------------------------------------------- stdio
+
+#[tokio::test]
+async fn stdio_everything_handshake_list_and_echo() {
+    let (up, mut rx) = connect(&everything_stdio_backend(&[])).await;
+    assert_eq!(up.transport_name(), "stdio");
+    let init = handshake(&up, &mut rx, 1, json!({})).await;
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    let (tools, related) = tool_names(&up, &mut rx, 2).await;
+    assert!(tools.iter().any(|t| t == "echo"), "{tools:?}");
+    assert_eq!(related, None);
+    assert_eq!(echo(&up, &mut rx, 3, "stdio").await.0, "Echo: stdio");
+    up.close().await;
+}
+
+/// `set_var` is unsafe (and unsafe code is forbidden), so the test re-runs itself with
+/// `SB_TEST_SECRET` in its environment: the gateway's environment then holds a secret.
+#[tokio::test]
+async fn stdio_backend_sees_only_allowed_and_configured_env() {
+    const NAME: &str = "stdio_backend_sees_only_allowed_and_configured_env";
+    if std::env::var_os("SB_TEST_SECRET").is_none() {
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("SB_TEST_SECRET", "gateway-only-secret")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the re-run must run the test: {stdout}"
+        );
+        return;
+    }
+    let cfg = everything_stdio_backend(&[("SB_CONFIGURED", "configured-value")]);
+    let (up, mut rx) = connect(&cfg).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    let params = json!({"name": "get-env", "arguments": {}});
+    up.send(request(2, "tools/call", params)).await.unwrap();
+    let (result, _) = result_of(&mut rx, 2).await;
+    let env: serde_json::Map<String, Value> = serde_json::from_str(&tool_text(&result)).unwrap();
+    assert!(!env.contains_key("SB_TEST_SECRET"), "{env:?}");
+    assert_eq!(env["SB_CONFIGURED"], "configured-value");
+    let allowed = ["PATH", "HOME", "LANG", "TMPDIR", "SB_CONFIGURED"];
+    for key in env.keys() {
+        assert!(allowed.contains(&key.as_str()), "unexpected variable {key}");
+    }
+    up.close().await;
+}
+
+#[tokio::test]
+async fn stdio_malformed_line_is_skipped_and_exit_is_reported() {
+    let script = r#"echo 'this is not json'; echo '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after garbage"}}'; exit 3"#;
+    let (_up, mut rx) = connect(&stdio_backend("/bin/sh", &["-c", script], &[])).await;
+    let data = wait_for(&mut rx, "the line after the malformed one", |ev| match ev {
+        UpstreamEvent::Message {
+            msg: Message::Notification(n),
+            related: None,
+        } => n.param("data").cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(data, "after garbage");
+    let error = wait_for(&mut rx, "Closed", |ev| match ev {
+        UpstreamEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(error.to_string().contains("status 3"), "{error}");
+}
+
+#[tokio::test]
+async fn stdio_close_leaves_no_process_of_the_group_alive() {
+    // A launcher-style backend: a grandchild (sleep) shares stdout and outlives nothing.
+    let script = format!("sleep 300 & exec {NODE} {} stdio", everything());
+    let (up, mut rx) = connect(&stdio_backend("/bin/sh", &["-c", &script], &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    assert_eq!(echo(&up, &mut rx, 2, "group").await.0, "Echo: group");
+    let Upstream::Stdio(stdio) = &up else {
+        panic!("not stdio")
+    };
+    let pgid = stdio.pid();
+    assert!(
+        live_group_members(pgid).len() >= 2,
+        "node and sleep run in the backend's group"
+    );
+    up.close().await;
+    assert_eq!(live_group_members(pgid), Vec::<u32>::new());
+}
+
+#[tokio::test]
+async fn stdio_close_escalates_to_sigkill_for_a_backend_ignoring_sigterm() {
+    let script = "trap '' TERM; while :; do sleep 1; done";
+    let (up, mut rx) = connect(&stdio_backend("/bin/sh", &["-c", script], &[])).await;
+    let Upstream::Stdio(stdio) = &up else {
+        panic!("not stdio")
+    };
+    let pgid = stdio.pid();
+    up.close().await;
+    assert_eq!(live_group_members(pgid), Vec::<u32>::new());
+    let error = wait_for(&mut rx, "Closed", |ev| match ev {
+        UpstreamEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(error.to_string().contains("signal 9"), "{error}");
+}
+
+#[tokio::test]
+async fn stdio_missing_binary_is_a_connect_error() {
+    let cfg = stdio_backend("/nonexistent/mcp-server", &[], &[]);
+    let (tx, _rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let pool = UpstreamPool::new(&[]).unwrap();
+    let err = Upstream::connect(&cfg, &pool, tx).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/mcp-server"), "{err}");
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+#[tokio::test]
+async fn websocket_bridge_handshake_list_echo_and_close_frame() {
+    let mut bridge = start_ws_bridge().await;
+    let cfg = ws_backend(&bridge.url, &[("Authorization", "Bearer ws-token")]);
+    let (up, mut rx) = connect(&cfg).await;
+    assert_eq!(up.transport_name(), "websocket");
+    let headers = (&mut bridge.upgrade_headers).await.unwrap();
+    assert_eq!(headers["authorization"], "Bearer ws-token");
+    assert_eq!(headers["sec-websocket-protocol"], "mcp");
+
+    let init = handshake(&up, &mut rx, 1, json!({})).await;
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    let (tools, related) = tool_names(&up, &mut rx, 2).await;
+    assert!(tools.iter().any(|t| t == "echo"), "{tools:?}");
+    assert_eq!(related, None);
+    assert_eq!(echo(&up, &mut rx, 3, "ws").await.0, "Echo: ws");
+
+    up.close().await;
+    let ended = tokio::time::timeout(WAIT, &mut bridge.ended).await.unwrap();
+    assert_eq!(ended.unwrap(), Ended::ClientCloseFrame);
+}
+
+#[tokio::test]
+async fn websocket_socket_end_emits_closed() {
+    let mut bridge = start_ws_bridge().await;
+    let (up, mut rx) = connect(&ws_backend(&bridge.url, &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    bridge.hang_up();
+    let error = wait_for(&mut rx, "Closed", |ev| match ev {
+        UpstreamEvent::Closed { error } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(error, UpstreamError::Closed(_)), "{error:?}");
+}

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::core::hub::HubReceiver;
 use crate::core::{Frame, Server, Session, lock};
 use crate::jsonrpc::{Incoming, RpcError, decode, encode_response};
 use streams::StreamTable;
@@ -244,17 +245,18 @@ async fn on_get(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Respons
         );
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(standalone(Arc::clone(&st.server), session, tx));
+    // Subscribe before answering so no change published after this response is missed.
+    let hub = st.server.hub().subscribe();
+    tokio::spawn(standalone(hub, session, tx));
     sse::response(None, rx)
 }
 
 /// Feeds a session's standalone GET stream: hub notifications and keep-alives.
 async fn standalone(
-    server: Arc<Server>,
+    mut hub: HubReceiver,
     session: Arc<HttpSession>,
     tx: mpsc::UnboundedSender<Bytes>,
 ) {
-    let mut hub = server.hub().subscribe();
     let mut ended = session.ended.subscribe();
     let mut tick = tokio::time::interval(KEEP_ALIVE);
     tick.tick().await;

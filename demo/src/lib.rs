@@ -1,1 +1,109 @@
-//! demo
+//! Switchboard demo MCP servers: small, correct backends used as demos and as test,
+//! benchmark and conformance fixtures.
+//!
+//! Map of the crate (a request walks down, its answer walks back up):
+//! - `transport/` — `stdio` (newline-delimited JSON-RPC) and `http` (Streamable HTTP at `/mcp`:
+//!   admission `guard`, `sse` framing, resumable `streams`).
+//! - `jsonrpc` — the pure JSON-RPC message model (decode, classify, encode).
+//! - `core/` — dispatch of MCP methods to a fixture; `session` state, per-request `context`
+//!   (progress, logs, server→client requests), the change `hub`.
+//! - `fixtures/` — `notes`, `tickets`, `conformance`, `lab`.
+
+mod core;
+mod fixtures;
+mod jsonrpc;
+mod transport;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which demo server to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fixture {
+    /// In-memory notebook (demo).
+    Notes,
+    /// Tiny issue tracker (demo); its `search` tool collides with notes on purpose.
+    Tickets,
+    /// What the `@modelcontextprotocol/conformance` server scenarios expect.
+    Conformance,
+    /// Test and benchmark tools (echo, sleep, exit, progress, server→client requests …).
+    Lab,
+}
+
+impl Fixture {
+    /// Every fixture, in a stable order.
+    pub const ALL: [Fixture; 4] = [
+        Fixture::Notes,
+        Fixture::Tickets,
+        Fixture::Conformance,
+        Fixture::Lab,
+    ];
+
+    /// The fixture's command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fixture::Notes => "notes",
+            Fixture::Tickets => "tickets",
+            Fixture::Conformance => "conformance",
+            Fixture::Lab => "lab",
+        }
+    }
+}
+
+impl fmt::Display for Fixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown fixture name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownFixture(pub String);
+
+impl fmt::Display for UnknownFixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown fixture {:?} (expected one of: notes, tickets, conformance, lab)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownFixture {}
+
+impl FromStr for Fixture {
+    type Err = UnknownFixture;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fixture::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownFixture(s.to_owned()))
+    }
+}
+
+/// Serves `fixture` over stdin/stdout (newline-delimited JSON-RPC); logs go to stderr only.
+/// Returns when stdin closes.
+pub async fn serve_stdio(fixture: Fixture) -> anyhow::Result<()> {
+    transport::stdio::serve(core::Server::new(fixture)).await
+}
+
+/// Serves `fixture` as Streamable HTTP at `/mcp` on `listener`.
+pub async fn serve_http(fixture: Fixture, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    transport::http::serve(core::Server::new(fixture), listener).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_names_round_trip() {
+        for f in Fixture::ALL {
+            assert_eq!(f.to_string().parse::<Fixture>(), Ok(f));
+        }
+        assert!("nope".parse::<Fixture>().is_err());
+    }
+}

@@ -99,6 +99,13 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn demo_backend(fixture: &str, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    let _ = (fixture, http);
-    anyhow::bail!("demo backends are not built into this binary yet")
+    let fixture: switchboard_demo::Fixture = fixture.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    match http {
+        None => switchboard_demo::serve_stdio(fixture).await,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            println!("listening on http://{}/mcp", listener.local_addr()?);
+            switchboard_demo::serve_http(fixture, listener).await
+        }
+    }
 }

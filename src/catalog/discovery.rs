@@ -46,24 +46,29 @@ struct Discoverer {
     pool: UpstreamPool,
     idx: usize,
     next_id: i64,
+    /// The first discovery attempt has finished (readiness counts it once).
+    attempted: bool,
 }
 
 impl Discoverer {
     async fn run(mut self) {
         let mut backoff = Duration::from_millis(200);
-        let mut first = true;
         loop {
             let result = self.session().await;
-            if first {
-                self.catalog.mark_attempted();
-                first = false;
-            }
+            self.mark_attempted();
             match result {
                 Ok(()) => backoff = Duration::from_millis(200),
                 Err(error) => warn!(%error, "Backend discovery failed; retrying in {backoff:?}"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn mark_attempted(&mut self) {
+        if !self.attempted {
+            self.attempted = true;
+            self.catalog.mark_attempted();
         }
     }
 
@@ -108,6 +113,7 @@ impl Discoverer {
             "Backend discovered"
         );
         self.catalog.publish(self.idx, snap);
+        self.mark_attempted();
         loop {
             for msg in std::mem::take(backlog) {
                 self.on_message(up, rx, backlog, msg).await?;

@@ -27,6 +27,7 @@ pub fn spawn_discovery(catalog: Arc<Catalog>, pool: UpstreamPool, shutdown: Canc
             pool: pool.clone(),
             idx,
             next_id: 1,
+            attempted: false,
         };
         let shutdown = shutdown.clone();
         tokio::spawn(

@@ -1,0 +1,292 @@
+//! Gateway test harness: start Switchboard in-process on port 0 in front of real backends, and a
+//! raw Streamable HTTP client for protocol-level assertions.
+//!
+//! Include with `#[path = "common/gateway.rs"] mod gateway;`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard::gateway::Gateway;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The gateway binary (it also serves the demo/fixture backends via `demo-backend`).
+pub(crate) fn switchboard_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_switchboard"))
+}
+
+/// YAML for a stdio backend running one of our fixtures.
+pub(crate) fn fixture_stdio(name: &str, fixture: &str) -> String {
+    format!(
+        "  - name: {name}\n    transport: stdio\n    command: '{}'\n    args: [demo-backend, {fixture}]\n",
+        switchboard_bin().display()
+    )
+}
+
+/// YAML for a Streamable HTTP backend.
+pub(crate) fn http_backend(name: &str, url: &str) -> String {
+    format!("  - name: {name}\n    transport: streamable-http\n    url: '{url}'\n")
+}
+
+/// A fixture served over Streamable HTTP by a child process on 127.0.0.1 (killed on drop).
+pub(crate) struct HttpFixture {
+    pub(crate) url: String,
+    pub(crate) child: Child,
+}
+
+impl HttpFixture {
+    pub(crate) async fn start(fixture: &str) -> Self {
+        Self::start_on(fixture, "127.0.0.1:0").await
+    }
+
+    pub(crate) async fn start_on(fixture: &str, addr: &str) -> Self {
+        let mut child = Command::new(switchboard_bin())
+            .args(["demo-backend", fixture, "--http", addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn fixture");
+        let out = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(out).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("fixture did not start within 20s")
+            .expect("read fixture stdout")
+            .expect("fixture exited before listening");
+        let url = line
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .trim()
+            .to_string();
+        HttpFixture { url, child }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches("/mcp").parse().ok())
+            .expect("port")
+    }
+
+    pub(crate) async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A gateway running in this process.
+pub(crate) struct TestGateway {
+    pub(crate) gw: Option<Gateway>,
+    pub(crate) url: String,
+    pub(crate) base: String,
+}
+
+impl TestGateway {
+    /// Starts a gateway on 127.0.0.1:0 with the given `backends:` YAML entries and extra top-level YAML.
+    pub(crate) async fn start(backends: &[String], extra: &str) -> Self {
+        let yaml = format!(
+            "listeners: [{{name: test, bind: '127.0.0.1:0'{listener}}}]\n{extra}\nbackends:\n{}",
+            backends.concat(),
+            listener = if extra.contains("naming: prefix") {
+                ", naming: prefix"
+            } else {
+                ""
+            },
+            extra = extra.replace("naming: prefix", ""),
+        );
+        let cfg =
+            Config::from_yaml(&yaml).unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
+        let gw = Gateway::start(cfg).await.expect("gateway starts");
+        tokio::time::timeout(Duration::from_secs(30), gw.ready())
+            .await
+            .expect("catalog ready within 30s");
+        let base = format!("http://{}", gw.local_addrs()[0]);
+        TestGateway {
+            url: gw.url(),
+            base,
+            gw: Some(gw),
+        }
+    }
+
+    pub(crate) fn gateway(&self) -> &Gateway {
+        self.gw.as_ref().expect("running")
+    }
+
+    pub(crate) async fn stop(mut self) {
+        if let Some(gw) = self.gw.take() {
+            gw.shutdown().await;
+        }
+    }
+}
+
+/// One HTTP exchange.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub(crate) fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// SSE events as (id, data JSON or Null for empty data).
+    pub(crate) fn events(&self) -> Vec<(Option<String>, Value)> {
+        parse_sse(&self.body)
+    }
+}
+
+pub(crate) fn parse_sse(body: &str) -> Vec<(Option<String>, Value)> {
+    let mut out = Vec::new();
+    for block in body.split("\n\n") {
+        let mut id = None;
+        let mut data = String::new();
+        let mut any = false;
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().to_string());
+                any = true;
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+                any = true;
+            }
+        }
+        if any {
+            out.push((id, serde_json::from_str(&data).unwrap_or(Value::Null)));
+        }
+    }
+    out
+}
+
+/// A hand-driven MCP client speaking raw Streamable HTTP.
+#[derive(Clone)]
+pub(crate) struct RawClient {
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) session: Option<String>,
+}
+
+impl RawClient {
+    pub(crate) fn new(url: &str) -> Self {
+        RawClient {
+            http: reqwest::Client::new(),
+            url: url.to_string(),
+            session: None,
+        }
+    }
+
+    /// `initialize` + `notifications/initialized`; declares sampling, elicitation and roots.
+    pub(crate) async fn connect(url: &str) -> Self {
+        let mut c = Self::new(url);
+        let r = c
+            .post(
+                json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25",
+                "capabilities":{"sampling":{},"elicitation":{},"roots":{}},
+                "clientInfo":{"name":"raw-test","version":"1"}}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "initialize failed: {}", r.body);
+        c.session = Some(
+            r.headers["mcp-session-id"]
+                .to_str()
+                .expect("ascii")
+                .to_string(),
+        );
+        let r = c
+            .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        assert_eq!(r.status, 202);
+        c
+    }
+
+    pub(crate) fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let mut b = self
+            .http
+            .request(method, &self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .timeout(Duration::from_secs(30));
+        if let Some(s) = &self.session {
+            b = b
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        b
+    }
+
+    /// A POST with only the session header: the test sets every other header itself.
+    pub(crate) fn bare_post(&self) -> reqwest::RequestBuilder {
+        let b = self.http.post(&self.url).timeout(Duration::from_secs(30));
+        match &self.session {
+            Some(s) => b.header("mcp-session-id", s),
+            None => b,
+        }
+    }
+
+    pub(crate) async fn send(&self, b: reqwest::RequestBuilder) -> Reply {
+        let r = b.send().await.expect("HTTP exchange");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.text().await.expect("body");
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) async fn post(&self, msg: Value) -> Reply {
+        self.send(self.request(reqwest::Method::POST).body(msg.to_string()))
+            .await
+    }
+
+    pub(crate) async fn post_raw(&self, body: &str) -> Reply {
+        self.send(self.request(reqwest::Method::POST).body(body.to_string()))
+            .await
+    }
+
+    /// A request expected to end in one JSON-RPC response (JSON or the last SSE event).
+    pub(crate) async fn call(&self, id: i64, method: &str, params: Value) -> Value {
+        let r = self
+            .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+            .await;
+        assert_eq!(r.status, 200, "{method} failed: {}", r.body);
+        if r.content_type().starts_with("text/event-stream") {
+            r.events()
+                .into_iter()
+                .map(|(_, v)| v)
+                .rfind(|v| v.get("id") == Some(&json!(id)))
+                .expect("response event")
+        } else {
+            r.json()
+        }
+    }
+
+    pub(crate) async fn tool(&self, id: i64, name: &str, args: Value) -> Value {
+        self.call(id, "tools/call", json!({"name": name, "arguments": args}))
+            .await
+    }
+}
+
+/// The text of a CallToolResult's first content block.
+pub(crate) fn text(resp: &Value) -> String {
+    resp["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {resp}"))
+        .to_string()
+}

@@ -60,6 +60,21 @@ impl HttpState {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Creates and registers a new session with a random id.
+    fn create_session(&self) -> Arc<HttpSession> {
+        let sid = format!("{:032x}", rand::random::<u128>());
+        let (ended, _) = watch::channel(false);
+        let session = Arc::new(HttpSession {
+            core: Arc::new(Session::new(Some(sid.clone()))),
+            streams: Arc::new(Mutex::new(StreamTable::default())),
+            standalone_open: AtomicBool::new(false),
+            last_seen_ms: AtomicU64::new(self.now_ms()),
+            ended,
+        });
+        lock(&self.sessions).insert(sid, Arc::clone(&session));
+        session
+    }
+
     /// Ends one session: forget it, cancel its work, close its streams.
     fn end(&self, session: &HttpSession) {
         if let Some(id) = session.core.id() {
@@ -71,8 +86,7 @@ impl HttpState {
     }
 
     /// Drops sessions that have been idle for [`SESSION_IDLE`].
-    fn sweep(&self) {
-        let now = self.now_ms();
+    fn sweep(&self, now: u64) {
         let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
         let stale: Vec<Arc<HttpSession>> = lock(&self.sessions)
             .values()
@@ -103,7 +117,7 @@ pub(crate) async fn serve(server: Arc<Server>, listener: TcpListener) -> anyhow:
             loop {
                 tick.tick().await;
                 match state.upgrade() {
-                    Some(state) => state.sweep(),
+                    Some(state) => state.sweep(state.now_ms()),
                     None => break,
                 }
             }
@@ -237,18 +251,9 @@ fn initialize(st: &HttpState, headers: &HeaderMap, id: &Value, params: &Value) -
         )
             .into_response();
     }
-    let sid = format!("{:032x}", rand::random::<u128>());
-    let core = Arc::new(Session::new(Some(sid.clone())));
-    let result = st.server.initialize(&core, params);
-    let (ended, _) = watch::channel(false);
-    let session = HttpSession {
-        core,
-        streams: Arc::new(Mutex::new(StreamTable::default())),
-        standalone_open: AtomicBool::new(false),
-        last_seen_ms: AtomicU64::new(st.now_ms()),
-        ended,
-    };
-    lock(&st.sessions).insert(sid.clone(), Arc::new(session));
+    let session = st.create_session();
+    let result = st.server.initialize(&session.core, params);
+    let sid = session.core.id().unwrap_or_default().to_owned();
     let mut resp = json_body(encode_response(id, &Ok(result)));
     if let Ok(v) = sid.parse() {
         resp.headers_mut().insert(SESSION_HEADER, v);
@@ -341,4 +346,35 @@ async fn on_delete(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Resp
     };
     st.end(&session);
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Fixture;
+
+    #[tokio::test]
+    async fn sweep_drops_only_idle_sessions() {
+        let st = HttpState {
+            server: Server::new(Fixture::Lab),
+            sessions: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        };
+        let idle = st.create_session();
+        let streaming = st.create_session();
+        streaming.standalone_open.store(true, Ordering::Release);
+        let ended = idle.ended.subscribe();
+        let later = u64::try_from(SESSION_IDLE.as_millis()).unwrap() + 1_000;
+
+        st.sweep(st.now_ms());
+        assert_eq!(lock(&st.sessions).len(), 2, "nothing is idle yet");
+        st.sweep(later);
+        let left: Vec<String> = lock(&st.sessions).keys().cloned().collect();
+        assert_eq!(left, vec![streaming.core.id().unwrap().to_owned()]);
+        assert!(
+            ended.has_changed().unwrap(),
+            "the swept session's streams were told to end"
+        );
+    }
 }

@@ -3,6 +3,11 @@
 //! Transports hand decoded messages to [`Server`]; each request gets a [`RequestCtx`] whose
 //! frames (notifications, server→client requests, the final response) flow back through one
 //! channel that the transport turns into stdout lines, a JSON body or an SSE stream.
+//!
+//! Room for the stateless 2026-07-28 revision: `server/discover` would be one more arm of
+//! `dispatch`; capability and identity questions already go through [`RequestCtx`], which can
+//! answer them from the request's `_meta` instead of the session; and `RequestCtx::request` is
+//! the single seam where server→client requests would become `input_required` results.
 
 pub(crate) mod context;
 pub(crate) mod hub;

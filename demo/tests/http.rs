@@ -285,3 +285,44 @@ async fn exit_tool_kills_the_http_server() {
     let status = within("process exit", server.child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(7));
 }
+
+#[tokio::test]
+async fn older_revisions_are_served() {
+    let server = HttpServer::spawn("lab", &[]).await;
+    for version in ["2025-06-18", "2025-03-26"] {
+        let c = HttpClient::new(&server.url);
+        let mut params = init_params(json!({}));
+        params["protocolVersion"] = json!(version);
+        let resp = c.post_raw(&request(0, "initialize", params)).await;
+        let sid = resp
+            .headers()
+            .get("mcp-session-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["result"]["protocolVersion"], version);
+
+        let mut msg = call(1, "progress", json!({ "steps": 1 }));
+        msg["params"]["_meta"] = json!({ "progressToken": 1 });
+        let req = c
+            .http
+            .post(&c.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &sid)
+            .header("mcp-protocol-version", version)
+            .body(msg.to_string());
+        let resp = within("POST", req.send()).await.unwrap();
+        let raw = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+        assert!(
+            !raw.contains("retry:"),
+            "no SEP-1699 priming event before 2025-11-25: {raw}"
+        );
+        assert!(
+            raw.contains("notifications/progress") && raw.contains("done 1 steps"),
+            "{raw}"
+        );
+    }
+}

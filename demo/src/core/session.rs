@@ -164,6 +164,11 @@ impl Session {
         }
     }
 
+    /// True while requests are running or waiting on the client.
+    pub(crate) fn busy(&self) -> bool {
+        !lock(&self.in_flight).is_empty() || !lock(&self.pending).is_empty()
+    }
+
     /// Aborts every in-flight request (session end).
     pub(crate) fn cancel_all(&self) {
         for (_, handle) in lock(&self.in_flight).drain() {

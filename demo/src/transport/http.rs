@@ -7,9 +7,9 @@ mod sse;
 mod streams;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -29,12 +29,16 @@ use streams::StreamTable;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Sessions idle this long (no request, no open GET stream, nothing in flight) are dropped.
+const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// One HTTP session: the core session plus its streams.
 struct HttpSession {
     core: Arc<Session>,
     streams: Arc<Mutex<StreamTable>>,
     standalone_open: AtomicBool,
+    /// Last request time, as milliseconds since [`HttpState::epoch`].
+    last_seen_ms: AtomicU64,
     ended: watch::Sender<bool>,
 }
 
@@ -48,6 +52,55 @@ impl HttpSession {
 struct HttpState {
     server: Arc<Server>,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
+    epoch: Instant,
+}
+
+impl HttpState {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Creates and registers a new session with a random id.
+    fn create_session(&self) -> Arc<HttpSession> {
+        let sid = format!("{:032x}", rand::random::<u128>());
+        let (ended, _) = watch::channel(false);
+        let session = Arc::new(HttpSession {
+            core: Arc::new(Session::new(Some(sid.clone()))),
+            streams: Arc::new(Mutex::new(StreamTable::default())),
+            standalone_open: AtomicBool::new(false),
+            last_seen_ms: AtomicU64::new(self.now_ms()),
+            ended,
+        });
+        lock(&self.sessions).insert(sid, Arc::clone(&session));
+        session
+    }
+
+    /// Ends one session: forget it, cancel its work, close its streams.
+    fn end(&self, session: &HttpSession) {
+        if let Some(id) = session.core.id() {
+            lock(&self.sessions).remove(id);
+        }
+        session.core.cancel_all();
+        streams::close_all(&session.streams);
+        let _ = session.ended.send(true);
+    }
+
+    /// Drops sessions that have been idle for [`SESSION_IDLE`].
+    fn sweep(&self, now: u64) {
+        let idle_ms = u64::try_from(SESSION_IDLE.as_millis()).unwrap_or(u64::MAX);
+        let stale: Vec<Arc<HttpSession>> = lock(&self.sessions)
+            .values()
+            .filter(|s| {
+                now.saturating_sub(s.last_seen_ms.load(Ordering::Relaxed)) > idle_ms
+                    && !s.standalone_open.load(Ordering::Acquire)
+                    && !s.core.busy()
+            })
+            .cloned()
+            .collect();
+        for s in stale {
+            self.end(&s);
+        }
+    }
 }
 
 /// Serves Streamable HTTP at `/mcp` on `listener` until the listener fails.
@@ -55,11 +108,27 @@ pub(crate) async fn serve(server: Arc<Server>, listener: TcpListener) -> anyhow:
     let state = Arc::new(HttpState {
         server,
         sessions: Mutex::new(HashMap::new()),
+        epoch: Instant::now(),
     });
+    let sweeper = {
+        let state = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SESSION_IDLE / 10);
+            loop {
+                tick.tick().await;
+                match state.upgrade() {
+                    Some(state) => state.sweep(state.now_ms()),
+                    None => break,
+                }
+            }
+        })
+    };
     let app = Router::new()
         .route("/mcp", post(on_post).get(on_get).delete(on_delete))
         .with_state(state);
-    axum::serve(listener, app).await?;
+    let served = axum::serve(listener, app).await;
+    sweeper.abort();
+    served?;
     Ok(())
 }
 
@@ -106,6 +175,7 @@ fn session_for(st: &HttpState, headers: &HeaderMap) -> Result<Arc<HttpSession>, 
         let msg = "Bad Request: unsupported MCP-Protocol-Version";
         return Err(Rejection(StatusCode::BAD_REQUEST, -32000, msg));
     }
+    session.last_seen_ms.store(st.now_ms(), Ordering::Relaxed);
     Ok(session)
 }
 
@@ -181,17 +251,9 @@ fn initialize(st: &HttpState, headers: &HeaderMap, id: &Value, params: &Value) -
         )
             .into_response();
     }
-    let sid = format!("{:032x}", rand::random::<u128>());
-    let core = Arc::new(Session::new(Some(sid.clone())));
-    let result = st.server.initialize(&core, params);
-    let (ended, _) = watch::channel(false);
-    let session = HttpSession {
-        core,
-        streams: Arc::new(Mutex::new(StreamTable::default())),
-        standalone_open: AtomicBool::new(false),
-        ended,
-    };
-    lock(&st.sessions).insert(sid.clone(), Arc::new(session));
+    let session = st.create_session();
+    let result = st.server.initialize(&session.core, params);
+    let sid = session.core.id().unwrap_or_default().to_owned();
     let mut resp = json_body(encode_response(id, &Ok(result)));
     if let Ok(v) = sid.parse() {
         resp.headers_mut().insert(SESSION_HEADER, v);
@@ -282,11 +344,37 @@ async fn on_delete(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Resp
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    if let Some(id) = session.core.id() {
-        lock(&st.sessions).remove(id);
-    }
-    session.core.cancel_all();
-    streams::close_all(&session.streams);
-    let _ = session.ended.send(true);
+    st.end(&session);
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Fixture;
+
+    #[tokio::test]
+    async fn sweep_drops_only_idle_sessions() {
+        let st = HttpState {
+            server: Server::new(Fixture::Lab),
+            sessions: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        };
+        let idle = st.create_session();
+        let streaming = st.create_session();
+        streaming.standalone_open.store(true, Ordering::Release);
+        let ended = idle.ended.subscribe();
+        let later = u64::try_from(SESSION_IDLE.as_millis()).unwrap() + 1_000;
+
+        st.sweep(st.now_ms());
+        assert_eq!(lock(&st.sessions).len(), 2, "nothing is idle yet");
+        st.sweep(later);
+        let left: Vec<String> = lock(&st.sessions).keys().cloned().collect();
+        assert_eq!(left, vec![streaming.core.id().unwrap().to_owned()]);
+        assert!(
+            ended.has_changed().unwrap(),
+            "the swept session's streams were told to end"
+        );
+    }
 }

@@ -40,20 +40,18 @@ pub(crate) fn host_and_origin_ok(headers: &HeaderMap) -> bool {
 
 /// True when `Accept` lists every media type in `needed` (or `*/*`).
 pub(crate) fn accepts(headers: &HeaderMap, needed: &[&str]) -> bool {
-    let listed: Vec<String> = headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .collect();
-    listed.iter().any(|t| t == "*/*") || needed.iter().all(|n| listed.iter().any(|t| t == n))
+    let listed = || {
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.split(';').next().unwrap_or("").trim())
+    };
+    listed().any(|t| t == "*/*")
+        || needed
+            .iter()
+            .all(|n| listed().any(|t| t.eq_ignore_ascii_case(n)))
 }
 
 /// True when the body is declared as JSON.

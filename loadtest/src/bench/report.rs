@@ -1,0 +1,216 @@
+//! The benchmark's arithmetic (added latency, throughput ratio, CPU per call) and its
+//! markdown report. Pure: takes summaries and counters, returns numbers and text.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::memory::IdleSessions;
+use crate::procfs::Machine;
+use crate::summary::Summary;
+
+/// The budget from DESIGN.md "Performance budget".
+const BUDGET_ADDED_P50_US: i64 = 100;
+const BUDGET_CPU_US_PER_CALL: f64 = 100.0;
+const BUDGET_BYTES_PER_SESSION: f64 = 1024.0 * 1024.0;
+
+/// CPU ticks each process spent during one measured phase.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub(crate) struct CpuUse {
+    pub(crate) gateway: u64,
+    pub(crate) backend: u64,
+    pub(crate) loadgen: u64,
+}
+
+/// One measured run.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Run {
+    pub(crate) label: &'static str,
+    pub(crate) summary: Summary,
+    pub(crate) cpu_ticks: CpuUse,
+}
+
+/// Direct and via-gateway runs at one client count.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Pair {
+    pub(crate) clients: u64,
+    pub(crate) direct: Run,
+    pub(crate) gateway: Run,
+}
+
+/// Everything in the report.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) machine: Machine,
+    pub(crate) date: String,
+    pub(crate) command: String,
+    pub(crate) label: Option<String>,
+    pub(crate) calls: u64,
+    pub(crate) pairs: Vec<Pair>,
+    pub(crate) idle: IdleSessions,
+}
+
+/// CPU microseconds per call from a tick count.
+pub(crate) fn cpu_us_per_call(ticks: u64, ticks_per_second: u64, calls: u64) -> f64 {
+    if calls == 0 || ticks_per_second == 0 {
+        return 0.0;
+    }
+    ticks as f64 * 1e6 / ticks_per_second as f64 / calls as f64
+}
+
+/// `gateway - direct`, in µs (negative when noise wins).
+pub(crate) fn added(gateway: u64, direct: u64) -> i64 {
+    i64::try_from(gateway).unwrap_or(i64::MAX) - i64::try_from(direct).unwrap_or(i64::MAX)
+}
+
+/// `gateway / direct` throughput.
+pub(crate) fn ratio(gateway: f64, direct: f64) -> f64 {
+    if direct > 0.0 { gateway / direct } else { 0.0 }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "within" } else { "OVER" }
+}
+
+impl Report {
+    pub(crate) fn markdown(&self) -> String {
+        let m = &self.machine;
+        let tps = m.clock_ticks;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Switchboard gateway overhead\n");
+        let _ = writeln!(s, "- date: {}", self.date);
+        if let Some(label) = &self.label {
+            let _ = writeln!(s, "- build: {label}");
+        }
+        let _ = writeln!(
+            s,
+            "- machine: {} CPUs (`nproc`), {}, Linux {}",
+            m.cpus, m.cpu_model, m.kernel
+        );
+        let _ = writeln!(s, "- command: `{}`", self.command);
+        let _ = writeln!(
+            s,
+            "- workload: MCP 2025-11-25 over Streamable HTTP, one keep-alive HTTP/1.1 connection and session per client, \
+             sequential `tools/call echo {{\"text\":\"hi\"}}`, {} measured calls per run after warm-up; \
+             generator, gateway and backend share the machine's CPUs.\n",
+            self.calls
+        );
+
+        let _ = writeln!(s, "## Latency and throughput\n");
+        let _ = writeln!(
+            s,
+            "| clients | path | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | req/s | errors |"
+        );
+        let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        for pair in &self.pairs {
+            for run in [&pair.direct, &pair.gateway] {
+                let l = &run.summary.latency_us;
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} |",
+                    pair.clients,
+                    run.label,
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.p999,
+                    l.max,
+                    run.summary.throughput_rps,
+                    run.summary.errors.total()
+                );
+            }
+        }
+
+        let _ = writeln!(s, "\n## What the gateway adds\n");
+        let _ = writeln!(
+            s,
+            "| clients | added p50 µs | added p99 µs | throughput gateway/direct | gateway CPU µs/call | backend CPU µs/call | generator CPU µs/call |"
+        );
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
+        for pair in &self.pairs {
+            let (d, g) = (&pair.direct.summary, &pair.gateway.summary);
+            let calls = g.requests;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} |",
+                pair.clients,
+                added(g.latency_us.p50, d.latency_us.p50),
+                added(g.latency_us.p99, d.latency_us.p99),
+                ratio(g.throughput_rps, d.throughput_rps),
+                cpu_us_per_call(pair.gateway.cpu_ticks.gateway, tps, calls),
+                cpu_us_per_call(pair.gateway.cpu_ticks.backend, tps, calls),
+                cpu_us_per_call(pair.gateway.cpu_ticks.loadgen, tps, calls),
+            );
+        }
+
+        let idle = &self.idle;
+        let per_session = idle.bytes_per_session();
+        let _ = writeln!(s, "\n## Memory per idle session\n");
+        let _ = writeln!(
+            s,
+            "Gateway RSS {} KiB → {} KiB after opening {} sessions (`initialize` only, no GET stream): \
+             **{:.1} KiB per session**.\n",
+            idle.rss_before_kib,
+            idle.rss_after_kib,
+            idle.sessions,
+            per_session / 1024.0
+        );
+
+        let _ = writeln!(s, "## Against the budget (DESIGN.md)\n");
+        for pair in &self.pairs {
+            let (d, g) = (&pair.direct.summary, &pair.gateway.summary);
+            let add = added(g.latency_us.p50, d.latency_us.p50);
+            let cpu = cpu_us_per_call(pair.gateway.cpu_ticks.gateway, tps, g.requests);
+            let _ = writeln!(
+                s,
+                "- {} client(s): added p50 {add} µs ({} < {BUDGET_ADDED_P50_US} µs); gateway CPU {cpu:.1} µs/call ({} < {BUDGET_CPU_US_PER_CALL} µs)",
+                pair.clients,
+                verdict(add < BUDGET_ADDED_P50_US),
+                verdict(cpu < BUDGET_CPU_US_PER_CALL),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "- idle session: {:.1} KiB ({} < 1 MiB)",
+            per_session / 1024.0,
+            verdict(per_session < BUDGET_BYTES_PER_SESSION)
+        );
+        let _ = writeln!(
+            s,
+            "\nNotes: latency is send → whole response body received, per call, HdrHistogram (µs, 3 digits). \
+             CPU is utime+stime from /proc/PID/stat over the measured phase only, {tps} ticks/s, so ±{:.2} µs/call of resolution. \
+             At many clients the CPUs are saturated and the three processes compete for them: the throughput ratio \
+             then reflects CPU cost more than latency.",
+            cpu_us_per_call(1, tps, self.calls)
+        );
+        let errors: u64 = self
+            .pairs
+            .iter()
+            .map(|p| p.direct.summary.errors.total() + p.gateway.summary.errors.total())
+            .sum();
+        if errors > 0 {
+            let _ = writeln!(
+                s,
+                "\n**{errors} calls failed; see the errors column and the JSON summaries.**"
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_numbers() {
+        assert_eq!(cpu_us_per_call(200, 100, 20_000), 100.0);
+        assert_eq!(cpu_us_per_call(1, 100, 20_000), 0.5);
+        assert_eq!(cpu_us_per_call(5, 100, 0), 0.0);
+        assert_eq!(added(130, 80), 50);
+        assert_eq!(added(70, 80), -10);
+        assert_eq!(ratio(5_000.0, 10_000.0), 0.5);
+        assert_eq!(ratio(1.0, 0.0), 0.0);
+    }
+}

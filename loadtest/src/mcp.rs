@@ -1,0 +1,477 @@
+//! One MCP client session (protocol 2025-11-25) over one keep-alive HTTP/1.1 connection.
+//!
+//! The connection is a bare `hyper::client::conn::http1` handshake on a `TcpStream` with
+//! `TCP_NODELAY`: no pool, no retries, no tower stack, so the generator costs little next to
+//! the server it measures. A closed connection is re-opened on the next request and counted.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use tokio::net::TcpStream;
+
+use crate::sse;
+
+pub(crate) const PROTOCOL_VERSION: &str = "2025-11-25";
+const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const PROTOCOL_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A parsed loopback `http://` endpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) addr: SocketAddr,
+    authority: HeaderValue,
+    path: String,
+}
+
+impl Target {
+    /// Accepts only `http://` URLs whose host is a loopback address or `localhost`.
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
+        let uri: hyper::Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
+        if uri.scheme_str() != Some("http") {
+            bail!("only http:// URLs are supported, got {url:?}");
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow!("no host in {url:?}"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            host.parse()
+                .with_context(|| format!("host of {url:?} is not an IP"))?
+        };
+        if !ip.is_loopback() {
+            bail!("refusing non-loopback target {url:?}: traffic stays on 127.0.0.1");
+        }
+        let port = authority.port_u16().unwrap_or(80);
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        Ok(Self {
+            url: url.to_owned(),
+            addr: SocketAddr::new(ip, port),
+            authority: HeaderValue::from_str(authority.as_str())?,
+            path,
+        })
+    }
+
+    /// The same server at another path (e.g. `/readyz`).
+    pub(crate) fn with_path(&self, path: &str) -> Self {
+        Self {
+            url: format!("http://{}{path}", self.addr),
+            path: path.to_owned(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A complete HTTP response.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    content_type: Option<HeaderValue>,
+    session_id: Option<HeaderValue>,
+    pub(crate) body: Bytes,
+}
+
+/// One persistent HTTP/1.1 connection, re-opened when the server closes it.
+pub(crate) struct Conn {
+    target: Target,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    pub(crate) connects: u64,
+}
+
+impl Conn {
+    pub(crate) fn new(target: Target) -> Self {
+        Self {
+            target,
+            sender: None,
+            connects: 0,
+        }
+    }
+
+    async fn ready_sender(&mut self) -> anyhow::Result<&mut SendRequest<Full<Bytes>>> {
+        let usable = match self.sender.as_mut() {
+            Some(sender) => !sender.is_closed() && sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            let stream = TcpStream::connect(self.target.addr)
+                .await
+                .with_context(|| format!("connecting to {}", self.target.addr))?;
+            stream.set_nodelay(true)?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            self.connects += 1;
+            self.sender = Some(sender);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| anyhow!("no connection after connecting"))
+    }
+
+    /// Sends one request and reads the whole body, within `timeout`.
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        body: Bytes,
+        session: Option<&HeaderValue>,
+        timeout: Duration,
+    ) -> anyhow::Result<Reply> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(self.target.path.as_str())
+            .header(HOST, self.target.authority.clone())
+            .header(ACCEPT, ACCEPT_BOTH)
+            .header(CONTENT_TYPE, JSON);
+        if let Some(session) = session {
+            request = request
+                .header(SESSION_ID, session.clone())
+                .header(PROTOCOL_HEADER, PROTOCOL_VERSION);
+        }
+        let request = request.body(Full::new(body))?;
+        let exchange = async {
+            let response = self.ready_sender().await?.send_request(request).await?;
+            let status = response.status();
+            let content_type = response.headers().get(CONTENT_TYPE).cloned();
+            let session_id = response.headers().get(SESSION_ID).cloned();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok(Reply {
+                status,
+                content_type,
+                session_id,
+                body,
+            })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                self.sender = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.sender = None;
+                bail!("no complete response within {timeout:?}")
+            }
+        }
+    }
+}
+
+/// What one tools/call came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    HttpStatus,
+    JsonRpcError,
+    ToolError,
+    Transport,
+}
+
+/// The parts of a JSON-RPC message the generator looks at; everything else is skipped.
+#[derive(Deserialize)]
+struct Message {
+    id: Option<serde_json::Value>,
+    result: Option<ResultProbe>,
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ResultProbe {
+    #[serde(rename = "isError", default)]
+    is_error: bool,
+    #[serde(rename = "protocolVersion")]
+    protocol_version: Option<String>,
+}
+
+/// A JSON-RPC response to our request, reduced to what is counted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Response {
+    Result {
+        is_error: bool,
+        protocol_version: Option<String>,
+    },
+    Error,
+}
+
+/// Finds the response with id `id` in a JSON or SSE body.
+pub(crate) fn parse_response(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    id: u64,
+) -> anyhow::Result<Response> {
+    let content_type = content_type.unwrap_or_default();
+    let is = |mime: &[u8]| {
+        content_type.len() >= mime.len() && content_type[..mime.len()].eq_ignore_ascii_case(mime)
+    };
+    if is(b"application/json") {
+        let message: Message = serde_json::from_slice(body).context("response is not JSON-RPC")?;
+        return as_response(message, id)
+            .ok_or_else(|| anyhow!("JSON body is not the response to id {id}"));
+    }
+    if is(b"text/event-stream") {
+        return sse::data_events(body)
+            .iter()
+            .filter_map(|data| serde_json::from_slice::<Message>(data).ok())
+            .find_map(|message| as_response(message, id))
+            .ok_or_else(|| anyhow!("no SSE event carries the response to id {id}"));
+    }
+    bail!(
+        "unexpected content type {:?}",
+        String::from_utf8_lossy(content_type)
+    )
+}
+
+fn as_response(message: Message, id: u64) -> Option<Response> {
+    if message.id.as_ref().and_then(serde_json::Value::as_u64) != Some(id) {
+        return None;
+    }
+    match (message.result, message.error) {
+        (Some(result), None) => Some(Response::Result {
+            is_error: result.is_error,
+            protocol_version: result.protocol_version,
+        }),
+        (None, Some(_)) => Some(Response::Error),
+        _ => None,
+    }
+}
+
+/// The body of a `tools/call`, pre-serialized around its id.
+pub(crate) struct CallTemplate {
+    prefix: Bytes,
+}
+
+impl CallTemplate {
+    pub(crate) fn new(tool: &str, args_json: &str) -> anyhow::Result<Self> {
+        let args: serde_json::Value =
+            serde_json::from_str(args_json).context("--args is not valid JSON")?;
+        if !args.is_object() {
+            bail!("--args must be a JSON object, got {args_json}");
+        }
+        let params = serde_json::json!({ "name": tool, "arguments": args });
+        let prefix = format!(r#"{{"jsonrpc":"2.0","method":"tools/call","params":{params},"id":"#);
+        Ok(Self {
+            prefix: Bytes::from(prefix),
+        })
+    }
+
+    pub(crate) fn body(&self, id: u64) -> Bytes {
+        let mut body = BytesMut::with_capacity(self.prefix.len() + 21);
+        body.put_slice(&self.prefix);
+        body.put_slice(id.to_string().as_bytes());
+        body.put_u8(b'}');
+        body.freeze()
+    }
+}
+
+/// An initialized MCP session.
+pub(crate) struct Session {
+    pub(crate) conn: Conn,
+    id: Option<HeaderValue>,
+    next_id: u64,
+    timeout: Duration,
+}
+
+impl Session {
+    /// `initialize` then, if `notify`, `notifications/initialized`.
+    pub(crate) async fn open(
+        mut conn: Conn,
+        timeout: Duration,
+        notify: bool,
+    ) -> anyhow::Result<Self> {
+        let id = initialize(&mut conn, timeout).await?;
+        if notify {
+            let note =
+                Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+            let reply = conn
+                .send(Method::POST, note, id.as_ref(), timeout)
+                .await
+                .context("notifications/initialized")?;
+            if !reply.status.is_success() {
+                bail!("notifications/initialized: HTTP {}", reply.status);
+            }
+        }
+        Ok(Self {
+            conn,
+            id,
+            next_id: 1,
+            timeout,
+        })
+    }
+
+    /// One `tools/call`; the latency covers send → whole body received.
+    pub(crate) async fn call(
+        &mut self,
+        template: &CallTemplate,
+    ) -> (Outcome, Option<Duration>, Option<String>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let body = template.body(id);
+        let started = Instant::now();
+        let reply = self
+            .conn
+            .send(Method::POST, body, self.id.as_ref(), self.timeout)
+            .await;
+        let elapsed = started.elapsed();
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => return (Outcome::Transport, None, Some(format!("{e:#}"))),
+        };
+        if reply.status != StatusCode::OK {
+            let why = format!("HTTP {}: {}", reply.status, snippet(&reply.body));
+            return (Outcome::HttpStatus, Some(elapsed), Some(why));
+        }
+        let parsed = parse_response(
+            reply.content_type.as_ref().map(HeaderValue::as_bytes),
+            &reply.body,
+            id,
+        );
+        let outcome = match parsed {
+            Ok(Response::Result {
+                is_error: false, ..
+            }) => return (Outcome::Ok, Some(elapsed), None),
+            Ok(Response::Result { is_error: true, .. }) => Outcome::ToolError,
+            Ok(Response::Error) => Outcome::JsonRpcError,
+            Err(e) => return (Outcome::Transport, Some(elapsed), Some(format!("{e:#}"))),
+        };
+        let why = snippet(&reply.body).into_owned();
+        (outcome, Some(elapsed), Some(why))
+    }
+
+    /// Ends the session with `DELETE` (best effort: servers may answer 405).
+    pub(crate) async fn close(mut self) {
+        if let Some(id) = self.id.take() {
+            delete_session(&mut self.conn, &id, self.timeout).await;
+        }
+    }
+}
+
+/// Sends `initialize` on `conn`; returns the `Mcp-Session-Id` the server assigned, if any.
+pub(crate) async fn initialize(
+    conn: &mut Conn,
+    timeout: Duration,
+) -> anyhow::Result<Option<HeaderValue>> {
+    let init = serde_json::json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "switchboard-loadtest", "version": env!("CARGO_PKG_VERSION")}
+        }
+    });
+    let reply = conn
+        .send(Method::POST, Bytes::from(init.to_string()), None, timeout)
+        .await
+        .context("initialize")?;
+    if reply.status != StatusCode::OK {
+        bail!(
+            "initialize: HTTP {}: {}",
+            reply.status,
+            snippet(&reply.body)
+        );
+    }
+    match parse_response(
+        reply.content_type.as_ref().map(HeaderValue::as_bytes),
+        &reply.body,
+        0,
+    )
+    .context("initialize")?
+    {
+        Response::Result { .. } => Ok(reply.session_id),
+        Response::Error => bail!("initialize: JSON-RPC error {}", snippet(&reply.body)),
+    }
+}
+
+/// `DELETE` of a session; failures are ignored (the session then idles out).
+pub(crate) async fn delete_session(conn: &mut Conn, id: &HeaderValue, timeout: Duration) {
+    let _ = conn
+        .send(Method::DELETE, Bytes::new(), Some(id), timeout)
+        .await;
+}
+
+/// The first 300 bytes of a body, for error messages.
+fn snippet(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&body[..body.len().min(300)])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_must_be_loopback_http() {
+        let t = Target::parse("http://127.0.0.1:3001/mcp").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:3001".parse().unwrap());
+        assert_eq!(t.path, "/mcp");
+        assert_eq!(
+            Target::parse("http://localhost:9/x?y=1").unwrap().path,
+            "/x?y=1"
+        );
+        assert!(Target::parse("http://[::1]:9/").is_ok());
+        assert!(Target::parse("http://10.0.0.1:80/mcp").is_err());
+        assert!(Target::parse("https://127.0.0.1/mcp").is_err());
+        assert!(Target::parse("http://example.com/mcp").is_err());
+        assert_eq!(t.with_path("/readyz").url, "http://127.0.0.1:3001/readyz");
+    }
+
+    #[test]
+    fn call_body_is_valid_json_rpc() {
+        let template = CallTemplate::new("echo", r#"{"text":"hi \"there\""}"#).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&template.body(42)).unwrap();
+        assert_eq!(body["id"], 42);
+        assert_eq!(body["method"], "tools/call");
+        assert_eq!(body["params"]["name"], "echo");
+        assert_eq!(body["params"]["arguments"]["text"], "hi \"there\"");
+        assert!(CallTemplate::new("echo", "[1]").is_err());
+        assert!(CallTemplate::new("echo", "{").is_err());
+    }
+
+    #[test]
+    fn responses_classified_from_json_and_sse() {
+        let json = Some(&b"application/json; charset=utf-8"[..]);
+        let ok = br#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"hi"}]}}"#;
+        assert_eq!(
+            parse_response(json, ok, 3).unwrap(),
+            Response::Result {
+                is_error: false,
+                protocol_version: None
+            }
+        );
+        let tool_err = br#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":true}}"#;
+        assert!(matches!(
+            parse_response(json, tool_err, 3).unwrap(),
+            Response::Result { is_error: true, .. }
+        ));
+        let rpc_err = br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"no"}}"#;
+        assert_eq!(parse_response(json, rpc_err, 3).unwrap(), Response::Error);
+        assert!(parse_response(json, ok, 4).is_err());
+
+        let sse = Some(&b"text/event-stream"[..]);
+        let body = b"id: 1\ndata:\n\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n\
+                     event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"protocolVersion\":\"2025-11-25\"}}\n\n";
+        assert_eq!(
+            parse_response(sse, body, 0).unwrap(),
+            Response::Result {
+                is_error: false,
+                protocol_version: Some("2025-11-25".into())
+            }
+        );
+        assert!(parse_response(sse, b"data: {}\n\n", 0).is_err());
+        assert!(parse_response(Some(b"text/html"), ok, 3).is_err());
+        assert!(parse_response(None, ok, 3).is_err());
+    }
+}

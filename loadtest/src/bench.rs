@@ -130,7 +130,7 @@ async fn one_run(
         target: target.clone(),
         clients,
         stop: Stop::Requests(calls),
-        warmup_per_client: (calls / 10 / clients).max(20),
+        warmup_per_client: (calls / 10 / clients).clamp(20, 2000),
         tool: TOOL.to_owned(),
         call: CallTemplate::new(TOOL, ARGS)?,
         timeout: TIMEOUT,

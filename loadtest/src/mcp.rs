@@ -78,6 +78,15 @@ impl Target {
     }
 }
 
+/// The MCP headers a request carries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Headers<'a> {
+    /// None: `initialize`, or a plain HTTP request such as `/readyz`.
+    Plain,
+    /// After `initialize`: `MCP-Protocol-Version`, and `Mcp-Session-Id` if the server gave one.
+    Session(Option<&'a HeaderValue>),
+}
+
 /// A complete HTTP response.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -129,7 +138,7 @@ impl Conn {
         &mut self,
         method: Method,
         body: Bytes,
-        session: Option<&HeaderValue>,
+        headers: Headers<'_>,
         timeout: Duration,
     ) -> anyhow::Result<Reply> {
         let mut request = Request::builder()
@@ -138,10 +147,11 @@ impl Conn {
             .header(HOST, self.target.authority.clone())
             .header(ACCEPT, ACCEPT_BOTH)
             .header(CONTENT_TYPE, JSON);
-        if let Some(session) = session {
-            request = request
-                .header(SESSION_ID, session.clone())
-                .header(PROTOCOL_HEADER, PROTOCOL_VERSION);
+        if let Headers::Session(id) = headers {
+            request = request.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
+            if let Some(id) = id {
+                request = request.header(SESSION_ID, id.clone());
+            }
         }
         let request = request.body(Full::new(body))?;
         let exchange = async {
@@ -297,7 +307,7 @@ impl Session {
             let note =
                 Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
             let reply = conn
-                .send(Method::POST, note, id.as_ref(), timeout)
+                .send(Method::POST, note, Headers::Session(id.as_ref()), timeout)
                 .await
                 .context("notifications/initialized")?;
             if !reply.status.is_success() {
@@ -323,7 +333,12 @@ impl Session {
         let started = Instant::now();
         let reply = self
             .conn
-            .send(Method::POST, body, self.id.as_ref(), self.timeout)
+            .send(
+                Method::POST,
+                body,
+                Headers::Session(self.id.as_ref()),
+                self.timeout,
+            )
             .await;
         let elapsed = started.elapsed();
         let reply = match reply {
@@ -347,7 +362,7 @@ impl Session {
             Ok(Response::Error) => Outcome::JsonRpcError,
             Err(e) => return (Outcome::Transport, Some(elapsed), Some(format!("{e:#}"))),
         };
-        let why = snippet(&reply.body).into_owned();
+        let why = snippet(&reply.body);
         (outcome, Some(elapsed), Some(why))
     }
 
@@ -373,7 +388,12 @@ pub(crate) async fn initialize(
         }
     });
     let reply = conn
-        .send(Method::POST, Bytes::from(init.to_string()), None, timeout)
+        .send(
+            Method::POST,
+            Bytes::from(init.to_string()),
+            Headers::Plain,
+            timeout,
+        )
         .await
         .context("initialize")?;
     if reply.status != StatusCode::OK {
@@ -398,13 +418,21 @@ pub(crate) async fn initialize(
 /// `DELETE` of a session; failures are ignored (the session then idles out).
 pub(crate) async fn delete_session(conn: &mut Conn, id: &HeaderValue, timeout: Duration) {
     let _ = conn
-        .send(Method::DELETE, Bytes::new(), Some(id), timeout)
+        .send(
+            Method::DELETE,
+            Bytes::new(),
+            Headers::Session(Some(id)),
+            timeout,
+        )
         .await;
 }
 
-/// The first 300 bytes of a body, for error messages.
-fn snippet(body: &[u8]) -> std::borrow::Cow<'_, str> {
+/// The first 300 bytes of a body on one line, for error messages.
+fn snippet(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(300)])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

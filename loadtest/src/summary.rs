@@ -96,7 +96,8 @@ pub(crate) struct Summary {
     pub(crate) latency_us: Latency,
     /// TCP connections opened beyond the first one per client.
     pub(crate) reconnects: u64,
-    /// True if the 120 s cap stopped the run before `--requests` were done.
+    /// True if `--requests` were not all done: the 120 s cap, or a client gave up after
+    /// 100 transport errors in a row.
     pub(crate) truncated: bool,
     pub(crate) first_error: Option<String>,
 }

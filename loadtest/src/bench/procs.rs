@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use crate::mcp::{Conn, Target};
+use crate::mcp::{Conn, Headers, Target};
 
 const START_LIMIT: Duration = Duration::from_secs(30);
 const POLL_EVERY: Duration = Duration::from_millis(50);
@@ -182,7 +182,12 @@ async fn wait_ready(child: &mut Child, readyz: &Target) -> anyhow::Result<()> {
     while Instant::now() < deadline {
         child.check_alive()?;
         match conn
-            .send(Method::GET, Bytes::new(), None, Duration::from_secs(1))
+            .send(
+                Method::GET,
+                Bytes::new(),
+                Headers::Plain,
+                Duration::from_secs(1),
+            )
             .await
         {
             Ok(reply) if reply.status == StatusCode::OK => return Ok(()),

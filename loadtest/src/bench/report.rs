@@ -69,7 +69,7 @@ pub(crate) fn ratio(gateway: f64, direct: f64) -> f64 {
 }
 
 fn verdict(ok: bool) -> &'static str {
-    if ok { "within" } else { "OVER" }
+    if ok { "within budget" } else { "OVER budget" }
 }
 
 impl Report {
@@ -163,7 +163,7 @@ impl Report {
             let cpu = cpu_us_per_call(pair.gateway.cpu_ticks.gateway, tps, g.requests);
             let _ = writeln!(
                 s,
-                "- {} client(s): added p50 {add} µs ({} < {BUDGET_ADDED_P50_US} µs); gateway CPU {cpu:.1} µs/call ({} < {BUDGET_CPU_US_PER_CALL} µs)",
+                "- {} client(s): added p50 {add} µs ({}: < {BUDGET_ADDED_P50_US} µs); gateway CPU {cpu:.1} µs/call ({}: < {BUDGET_CPU_US_PER_CALL} µs)",
                 pair.clients,
                 verdict(add < BUDGET_ADDED_P50_US),
                 verdict(cpu < BUDGET_CPU_US_PER_CALL),
@@ -171,7 +171,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "- idle session: {:.1} KiB ({} < 1 MiB)",
+            "- idle session: {:.1} KiB ({}: < 1 MiB)",
             per_session / 1024.0,
             verdict(per_session < BUDGET_BYTES_PER_SESSION)
         );
@@ -180,7 +180,8 @@ impl Report {
             "\nNotes: latency is send → whole response body received, per call, HdrHistogram (µs, 3 digits). \
              CPU is utime+stime from /proc/PID/stat over the measured phase only, {tps} ticks/s, so ±{:.2} µs/call of resolution. \
              At many clients the CPUs are saturated and the three processes compete for them: the throughput ratio \
-             then reflects CPU cost more than latency.",
+             then reflects CPU cost more than latency. The generator column is the load generator's own CPU, mostly \
+             the kernel's loopback TCP work, which the gateway pays twice (client side and backend side).",
             cpu_us_per_call(1, tps, self.calls)
         );
         let errors: u64 = self

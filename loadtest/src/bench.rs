@@ -17,6 +17,7 @@ use crate::procfs::{self, CpuTicks, Machine};
 use procs::Child;
 use report::{CpuUse, Pair, Report, Run};
 
+/// The fixture's tool, called directly.
 const TOOL: &str = "echo";
 const ARGS: &str = r#"{"text":"hi"}"#;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,22 +85,34 @@ async fn measure(
         backend: backend.pid,
         loadgen: std::process::id(),
     };
+    let rounds = args.rounds.clamp(1, args.calls);
+    let load_before = procfs::load_average();
     let mut pairs = Vec::new();
     for &clients in &args.clients {
-        let direct = one_run("direct", backend_target, clients, args.calls, pids).await?;
-        let via = one_run("gateway", gateway_target, clients, args.calls, pids).await?;
+        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let calls = args.calls / rounds + u64::from(round < args.calls % rounds);
+            direct.push(one_run("direct", backend_target, TOOL, clients, calls, pids).await?);
+            let tool = &args.gateway_tool;
+            via.push(one_run("gateway", gateway_target, tool, clients, calls, pids).await?);
+        }
         pairs.push(Pair {
             clients,
-            direct,
-            gateway: via,
+            direct: Run::merge(&direct)?,
+            gateway: Run::merge(&via)?,
         });
     }
     Ok(Report {
         machine: Machine::read(),
         date: utc_now(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: std::env::args()
+            .map(|a| shell_quote(&a))
+            .collect::<Vec<_>>()
+            .join(" "),
         label: args.label.clone(),
         calls: args.calls,
+        rounds,
+        load_average: [load_before, procfs::load_average()],
         pairs,
         idle,
     })
@@ -122,6 +135,7 @@ impl Pids {
 async fn one_run(
     label: &'static str,
     target: &Target,
+    tool: &str,
     clients: u64,
     calls: u64,
     pids: Pids,
@@ -131,8 +145,8 @@ async fn one_run(
         clients,
         stop: Stop::Requests(calls),
         warmup_per_client: (calls / 10 / clients).clamp(20, 2000),
-        tool: TOOL.to_owned(),
-        call: CallTemplate::new(TOOL, ARGS)?,
+        tool: tool.to_owned(),
+        call: CallTemplate::new(tool, ARGS)?,
         timeout: TIMEOUT,
     };
     let (mut start, mut end) = ([CpuTicks::default(); 3], [CpuTicks::default(); 3]);
@@ -155,6 +169,16 @@ async fn one_run(
     })
 }
 
+/// `a` as a POSIX shell word (single-quoted unless it is plainly safe).
+fn shell_quote(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
+        a.to_owned()
+    } else {
+        format!("'{}'", a.replace('\'', r"'\''"))
+    }
+}
+
 /// `date -u`, or seconds since the epoch if `date` cannot be run.
 fn utc_now() -> String {
     std::process::Command::new("date")
@@ -170,4 +194,22 @@ fn utc_now() -> String {
                 .map_or(0, |d| d.as_secs());
             format!("{secs} s since the epoch")
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_quoted_for_the_shell() {
+        assert_eq!(shell_quote("--calls"), "--calls");
+        assert_eq!(
+            shell_quote("target/release/switchboard"),
+            "target/release/switchboard"
+        );
+        assert_eq!(shell_quote("commit abc, release"), "'commit abc, release'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

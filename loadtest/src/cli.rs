@@ -72,6 +72,13 @@ pub(crate) struct BenchArgs {
     /// Measured tools/call per run (each of: direct and gateway, at each client count).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) calls: u64,
+    /// Tool name as the gateway lists it (differs from `echo` under `naming: prefix`).
+    #[arg(long, default_value = "echo")]
+    pub(crate) gateway_tool: String,
+    /// Interleaved rounds (direct, gateway, direct, …) the calls are split into, so that
+    /// passing load on the machine hits both paths alike.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub(crate) rounds: u64,
     /// Client counts to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     pub(crate) clients: Vec<u64>,

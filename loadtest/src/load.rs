@@ -179,6 +179,7 @@ fn summarize(
         reconnects: connects.saturating_sub(spec.clients),
         truncated,
         first_error,
+        histogram,
     })
 }
 

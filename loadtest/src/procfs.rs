@@ -91,6 +91,20 @@ pub(crate) fn clock_ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
+/// The three load averages of `/proc/loadavg`, or `unknown`.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| parse_load_average(&text))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `"0.52 0.58 0.59 1/467 12345"` → `"0.52 0.58 0.59"`.
+pub(crate) fn parse_load_average(text: &str) -> Option<String> {
+    let fields: Vec<&str> = text.split_ascii_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
+}
+
 /// What the report says about the machine it ran on.
 #[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct Machine {
@@ -160,6 +174,15 @@ mod tests {
             Some("Intel(R) Xeon(R) CPU @ 2.20GHz")
         );
         assert_eq!(parse_cpu_model("processor: 0\n"), None);
+    }
+
+    #[test]
+    fn load_average_fields() {
+        assert_eq!(
+            parse_load_average("0.52 0.58 0.59 1/467 12345\n").as_deref(),
+            Some("0.52 0.58 0.59")
+        );
+        assert_eq!(parse_load_average("0.52"), None);
     }
 
     #[test]

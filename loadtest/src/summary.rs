@@ -100,6 +100,33 @@ pub(crate) struct Summary {
     /// 100 transport errors in a row.
     pub(crate) truncated: bool,
     pub(crate) first_error: Option<String>,
+    /// The merged latency histogram, kept so runs can be merged.
+    #[serde(skip)]
+    pub(crate) histogram: Histogram<u64>,
+}
+
+impl Summary {
+    /// Several runs of the same path as one: counts, wall time and histograms add up;
+    /// throughput is total requests over total measured wall time. `None` if `parts` is empty.
+    pub(crate) fn merge(parts: &[Summary]) -> anyhow::Result<Option<Summary>> {
+        let Some((first, rest)) = parts.split_first() else {
+            return Ok(None);
+        };
+        let mut merged = first.clone();
+        for part in rest {
+            merged.histogram.add(&part.histogram)?;
+            merged.requests += part.requests;
+            merged.ok += part.ok;
+            merged.errors.add(&part.errors);
+            merged.wall_seconds += part.wall_seconds;
+            merged.reconnects += part.reconnects;
+            merged.truncated |= part.truncated;
+            merged.first_error = merged.first_error.or_else(|| part.first_error.clone());
+        }
+        merged.throughput_rps = throughput(merged.requests, merged.wall_seconds);
+        merged.latency_us = Latency::from_histogram(&merged.histogram);
+        Ok(Some(merged))
+    }
 }
 
 /// Requests per second; 0 for an empty or instantaneous run.
@@ -181,6 +208,54 @@ mod tests {
         h.record(123_456).unwrap();
         let l = Latency::from_histogram(&h);
         assert!(l.p50.abs_diff(123_456) <= 123, "{}", l.p50);
+    }
+
+    fn summary(latencies: &[u64], wall_seconds: f64, errors: ErrorCounts) -> Summary {
+        let mut histogram = new_histogram().unwrap();
+        for &v in latencies {
+            histogram.record(v).unwrap();
+        }
+        let requests = latencies.len() as u64;
+        Summary {
+            url: "http://127.0.0.1:1/mcp".into(),
+            tool: "echo".into(),
+            clients: 1,
+            warmup_per_client: 0,
+            requests,
+            ok: requests - errors.total(),
+            errors,
+            wall_seconds,
+            throughput_rps: throughput(requests, wall_seconds),
+            latency_us: Latency::from_histogram(&histogram),
+            reconnects: 0,
+            truncated: false,
+            first_error: None,
+            histogram,
+        }
+    }
+
+    #[test]
+    fn merged_runs_add_counts_and_histograms() {
+        let a = summary(&[10, 20, 30, 40], 1.0, ErrorCounts::default());
+        let mut b = summary(
+            &[100, 200, 300, 400],
+            3.0,
+            ErrorCounts {
+                tool: 1,
+                ..Default::default()
+            },
+        );
+        b.first_error = Some("boom".into());
+        let m = Summary::merge(&[a, b]).unwrap().unwrap();
+        assert_eq!((m.requests, m.ok, m.errors.total()), (8, 7, 1));
+        assert_eq!(m.wall_seconds, 4.0);
+        assert_eq!(m.throughput_rps, 2.0);
+        assert_eq!(
+            (m.latency_us.min, m.latency_us.p50, m.latency_us.max),
+            (10, 40, 400)
+        );
+        assert_eq!(m.first_error.as_deref(), Some("boom"));
+        assert!(Summary::merge(&[]).unwrap().is_none());
     }
 
     #[test]

@@ -30,6 +30,27 @@ pub(crate) struct Run {
     pub(crate) cpu_ticks: CpuUse,
 }
 
+impl Run {
+    /// Rounds of one path as one run: summaries merged, CPU ticks summed.
+    pub(crate) fn merge(runs: &[Run]) -> anyhow::Result<Run> {
+        let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
+        let (Some(first), Some(summary)) = (runs.first(), Summary::merge(&summaries)?) else {
+            anyhow::bail!("no runs to merge");
+        };
+        let mut cpu_ticks = CpuUse::default();
+        for run in runs {
+            cpu_ticks.gateway += run.cpu_ticks.gateway;
+            cpu_ticks.backend += run.cpu_ticks.backend;
+            cpu_ticks.loadgen += run.cpu_ticks.loadgen;
+        }
+        Ok(Run {
+            label: first.label,
+            summary,
+            cpu_ticks,
+        })
+    }
+}
+
 /// Direct and via-gateway runs at one client count.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Pair {
@@ -46,6 +67,9 @@ pub(crate) struct Report {
     pub(crate) command: String,
     pub(crate) label: Option<String>,
     pub(crate) calls: u64,
+    pub(crate) rounds: u64,
+    /// `/proc/loadavg` before and after the latency runs.
+    pub(crate) load_average: [String; 2],
     pub(crate) pairs: Vec<Pair>,
     pub(crate) idle: IdleSessions,
 }
@@ -91,9 +115,14 @@ impl Report {
         let _ = writeln!(
             s,
             "- workload: MCP 2025-11-25 over Streamable HTTP, one keep-alive HTTP/1.1 connection and session per client, \
-             sequential `tools/call echo {{\"text\":\"hi\"}}`, {} measured calls per run after warm-up; \
-             generator, gateway and backend share the machine's CPUs.\n",
-            self.calls
+             sequential `tools/call echo {{\"text\":\"hi\"}}`, {} measured calls per path and client count, in {} interleaved rounds (direct, gateway, direct, …), \
+             each round a fresh set of sessions with its own warm-up; generator, gateway and backend share the machine's CPUs.",
+            self.calls, self.rounds
+        );
+        let _ = writeln!(
+            s,
+            "- load average (1, 5, 15 min) before / after the runs: {} / {} (other work on the machine skews the numbers)\n",
+            self.load_average[0], self.load_average[1]
         );
 
         let _ = writeln!(s, "## Latency and throughput\n");
@@ -182,7 +211,7 @@ impl Report {
              At many clients the CPUs are saturated and the three processes compete for them: the throughput ratio \
              then reflects CPU cost more than latency. The generator column is the load generator's own CPU, mostly \
              the kernel's loopback TCP work, which the gateway pays twice (client side and backend side).",
-            cpu_us_per_call(1, tps, self.calls)
+            cpu_us_per_call(self.rounds, tps, self.calls)
         );
         let errors: u64 = self
             .pairs

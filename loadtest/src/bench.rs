@@ -85,6 +85,7 @@ async fn measure(
         backend: backend.pid,
         loadgen: std::process::id(),
     };
+    let machine = Machine::read();
     let rounds = args.rounds.clamp(1, args.calls);
     let load_before = procfs::load_average();
     let mut pairs = Vec::new();
@@ -96,14 +97,11 @@ async fn measure(
             let tool = &args.gateway_tool;
             via.push(one_run("gateway", gateway_target, tool, clients, calls, pids).await?);
         }
-        pairs.push(Pair {
-            clients,
-            direct: Run::merge(&direct)?,
-            gateway: Run::merge(&via)?,
-        });
+        let (direct, via) = (Run::merge(&direct)?, Run::merge(&via)?);
+        pairs.push(Pair::new(clients, direct, via, machine.clock_ticks));
     }
     Ok(Report {
-        machine: Machine::read(),
+        machine,
         date: utc_now(),
         command: std::env::args()
             .map(|a| shell_quote(&a))

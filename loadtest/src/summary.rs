@@ -127,6 +127,33 @@ impl Summary {
         merged.latency_us = Latency::from_histogram(&merged.histogram);
         Ok(Some(merged))
     }
+
+    /// A summary of made-up latencies, for tests.
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn fake(latencies: &[u64], wall_seconds: f64, errors: ErrorCounts) -> Summary {
+        let mut histogram = new_histogram().unwrap();
+        for &v in latencies {
+            histogram.record(v).unwrap();
+        }
+        let requests = latencies.len() as u64;
+        Self {
+            url: "http://127.0.0.1:1/mcp".into(),
+            tool: "echo".into(),
+            clients: 1,
+            warmup_per_client: 0,
+            requests,
+            ok: requests - errors.total(),
+            errors,
+            wall_seconds,
+            throughput_rps: throughput(requests, wall_seconds),
+            latency_us: Latency::from_histogram(&histogram),
+            reconnects: 0,
+            truncated: false,
+            first_error: None,
+            histogram,
+        }
+    }
 }
 
 /// Requests per second; 0 for an empty or instantaneous run.
@@ -210,34 +237,10 @@ mod tests {
         assert!(l.p50.abs_diff(123_456) <= 123, "{}", l.p50);
     }
 
-    fn summary(latencies: &[u64], wall_seconds: f64, errors: ErrorCounts) -> Summary {
-        let mut histogram = new_histogram().unwrap();
-        for &v in latencies {
-            histogram.record(v).unwrap();
-        }
-        let requests = latencies.len() as u64;
-        Summary {
-            url: "http://127.0.0.1:1/mcp".into(),
-            tool: "echo".into(),
-            clients: 1,
-            warmup_per_client: 0,
-            requests,
-            ok: requests - errors.total(),
-            errors,
-            wall_seconds,
-            throughput_rps: throughput(requests, wall_seconds),
-            latency_us: Latency::from_histogram(&histogram),
-            reconnects: 0,
-            truncated: false,
-            first_error: None,
-            histogram,
-        }
-    }
-
     #[test]
     fn merged_runs_add_counts_and_histograms() {
-        let a = summary(&[10, 20, 30, 40], 1.0, ErrorCounts::default());
-        let mut b = summary(
+        let a = Summary::fake(&[10, 20, 30, 40], 1.0, ErrorCounts::default());
+        let mut b = Summary::fake(
             &[100, 200, 300, 400],
             3.0,
             ErrorCounts {

@@ -12,8 +12,9 @@ use anyhow::Context;
 
 use crate::cli::BenchArgs;
 use crate::load::{self, LoadSpec, Phase, Stop};
-use crate::mcp::{CallTemplate, Target};
+use crate::mcp::CallTemplate;
 use crate::procfs::{self, CpuTicks, Machine};
+use crate::transport::Target;
 use procs::Child;
 use report::{CpuUse, Pair, Report, Run};
 

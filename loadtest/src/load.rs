@@ -12,8 +12,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::{MAX_RUN, RunArgs};
-use crate::mcp::{CallTemplate, Conn, Outcome, Session, Target};
+use crate::mcp::{CallTemplate, Outcome, Session};
 use crate::summary::{self, ErrorCounts, Latency, Summary};
+use crate::transport::{Conn, Target};
 
 /// A client gives up after this many transport failures in a row.
 const MAX_CONSECUTIVE_TRANSPORT_ERRORS: u32 = 100;
@@ -129,14 +130,11 @@ pub(crate) async fn run(
 
     let join_deadline = start + MAX_RUN + spec.timeout + Duration::from_secs(5);
     let mut reports = Vec::new();
-    loop {
+    for _ in 0..clients {
         match tokio::time::timeout_at(join_deadline, tasks.join_next()).await {
             Ok(Some(report)) => reports.push(report.context("client task failed")??),
             Ok(None) => break,
-            Err(_) => {
-                tasks.abort_all();
-                bail!("clients did not finish by the deadline");
-            }
+            Err(_) => bail!("clients did not finish by the deadline"), // dropping `tasks` aborts them
         }
     }
     on_phase(Phase::End);

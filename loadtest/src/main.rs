@@ -4,7 +4,8 @@
 //! Map of the modules, along the path of one measured call:
 //! - [`cli`]: flags of `run` and `bench`.
 //! - [`load`]: N concurrent clients, warm-up, the measured phase, per-client histograms.
-//! - [`mcp`]: one MCP session over one keep-alive HTTP/1.1 connection (hyper).
+//! - [`mcp`]: one MCP session: initialize, tools/call, close; classifying each answer.
+//! - [`transport`]: one keep-alive HTTP/1.1 connection (bare hyper) with the MCP headers.
 //! - [`sse`]: pure extraction of `data:` payloads from a `text/event-stream` body.
 //! - [`summary`]: histogram + counters → percentiles, throughput, printable summary.
 //! - [`procfs`]: pure parsers for `/proc/PID/stat`, `/proc/PID/status`, machine facts.
@@ -18,6 +19,7 @@ mod mcp;
 mod procfs;
 mod sse;
 mod summary;
+mod transport;
 
 use anyhow::Context;
 use clap::Parser;

@@ -8,8 +8,9 @@ use hyper::header::HeaderValue;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::mcp::{self, Conn, Target};
+use crate::mcp;
 use crate::procfs;
+use crate::transport::{Conn, Target};
 
 /// Connections the sessions are opened over (kept open during both RSS reads).
 const CONNECTIONS: u64 = 8;

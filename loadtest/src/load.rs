@@ -2,7 +2,7 @@
 //! connection, warming up, waiting at a common start line, then doing sequential
 //! `tools/call` until its share of requests is done or the deadline passes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -18,6 +18,9 @@ use crate::transport::{Conn, Target};
 
 /// A client gives up after this many transport failures in a row.
 const MAX_CONSECUTIVE_TRANSPORT_ERRORS: u32 = 100;
+/// Latency histograms are shared by clients in this many shards (a histogram is ~180 KiB,
+/// too much to give each of thousands of clients its own; an uncontended lock is ~20 ns).
+const MAX_SHARDS: u64 = 16;
 /// Time allowed for all clients to initialize and warm up.
 const SETUP_LIMIT: Duration = Duration::from_secs(120);
 
@@ -50,7 +53,6 @@ pub(crate) struct LoadSpec {
 
 /// One client's measurements.
 struct ClientReport {
-    histogram: Histogram<u64>,
     ok: u64,
     errors: ErrorCounts,
     connects: u64,
@@ -95,13 +97,26 @@ pub(crate) async fn run(
     let (ready_tx, mut ready_rx) =
         mpsc::channel(usize::try_from(clients).unwrap_or(usize::MAX).max(1));
     let (go_tx, go_rx) = watch::channel(None::<Instant>);
+    let shards: Arc<[Mutex<Histogram<u64>>]> = (0..clients.min(MAX_SHARDS))
+        .map(|_| summary::new_histogram().map(Mutex::new))
+        .collect::<anyhow::Result<_>>()?;
     let mut tasks = JoinSet::new();
     for index in 0..clients {
         let quota = match spec.stop {
             Stop::Requests(total) => total / clients + u64::from(index < total % clients),
             Stop::Duration(_) => u64::MAX,
         };
-        tasks.spawn(client(spec.clone(), quota, ready_tx.clone(), go_rx.clone()));
+        let shard = Shard {
+            all: shards.clone(),
+            index: usize::try_from(index % MAX_SHARDS).unwrap_or(0),
+        };
+        tasks.spawn(client(
+            spec.clone(),
+            quota,
+            shard,
+            ready_tx.clone(),
+            go_rx.clone(),
+        ));
     }
     drop(ready_tx);
 
@@ -138,22 +153,41 @@ pub(crate) async fn run(
         }
     }
     on_phase(Phase::End);
-    summarize(&spec, start, reports)
+    summarize(&spec, start, reports, &shards)
+}
+
+/// The histogram shard a client records into.
+struct Shard {
+    all: Arc<[Mutex<Histogram<u64>>]>,
+    index: usize,
+}
+
+impl Shard {
+    fn record(&self, micros: u64) {
+        if let Some(shard) = self.all.get(self.index) {
+            shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .saturating_record(micros.max(1));
+        }
+    }
 }
 
 fn summarize(
     spec: &LoadSpec,
     start: Instant,
     reports: Vec<ClientReport>,
+    shards: &[Mutex<Histogram<u64>>],
 ) -> anyhow::Result<Summary> {
     let mut histogram = summary::new_histogram()?;
+    for shard in shards {
+        let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        histogram.add(&*shard).context("merging histograms")?;
+    }
     let mut errors = ErrorCounts::default();
     let (mut ok, mut connects, mut truncated, mut end) = (0, 0, false, start);
     let mut first_error = None;
     for report in reports {
-        histogram
-            .add(&report.histogram)
-            .context("merging histograms")?;
         errors.add(&report.errors);
         ok += report.ok;
         connects += report.connects;
@@ -184,6 +218,7 @@ fn summarize(
 async fn client(
     spec: Arc<LoadSpec>,
     quota: u64,
+    shard: Shard,
     ready: mpsc::Sender<Result<(), String>>,
     mut go: watch::Receiver<Option<Instant>>,
 ) -> anyhow::Result<ClientReport> {
@@ -209,7 +244,6 @@ async fn client(
     };
 
     let mut report = ClientReport {
-        histogram: summary::new_histogram()?,
         ok: 0,
         errors: ErrorCounts::default(),
         connects: 0,
@@ -223,7 +257,7 @@ async fn client(
         done += 1;
         if let Some(latency) = latency {
             let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            report.histogram.saturating_record(micros.max(1));
+            shard.record(micros);
         }
         if outcome == Outcome::Ok {
             report.ok += 1;

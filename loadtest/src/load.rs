@@ -283,3 +283,7 @@ async fn client(
     session.close().await;
     Ok(report)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -183,13 +183,17 @@ impl Discoverer {
                         templates: old.templates.clone(),
                     };
                     self.list_kind(up, rx, backlog, &mut snap, which).await?;
+                    debug!(list = which, tools = snap.tools.len(), "Re-listed");
                     self.catalog.publish(self.idx, snap);
                 }
             }
             Message::Request(r) => {
-                // The discovery connection declares no client capabilities; answer ping, refuse the rest.
+                // The discovery connection has no developer behind it: answer ping and roots
+                // (none), refuse the rest.
                 let resp = if r.method == methods::PING {
                     Response::ok(r.id, &json!({}))
+                } else if r.method == "roots/list" {
+                    Response::ok(r.id, &json!({"roots": []}))
                 } else {
                     Response::error(
                         r.id,

@@ -147,7 +147,11 @@ impl SessionRegistry {
 
     /// Ends every session idle for longer than the TTL; returns how many.
     pub fn expire_idle(&self) -> usize {
-        let now = self.shared.now_ms();
+        self.expire_idle_as_of(self.shared.now_ms())
+    }
+
+    /// Expiry as seen at `now` (milliseconds on the gateway's clock, see `Shared::now_ms`).
+    pub fn expire_idle_as_of(&self, now: u64) -> usize {
         let ttl = u64::try_from(self.shared.limits.idle_ttl.as_millis()).unwrap_or(u64::MAX);
         let idle: Vec<Arc<str>> = self
             .sessions

@@ -33,11 +33,16 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     /// The gateway's own identity for discovery connections: no client capabilities.
+    /// The gateway's identity for discovery connections. It declares every client capability a
+    /// developer's client may have, because some backends (e.g. server-everything) list tools
+    /// only to clients that can sample or elicit; a session whose client lacks the capability
+    /// gets a clear error if such a tool asks for it.
     pub fn gateway() -> Self {
+        let caps = json!({"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}});
         Self {
             name: "switchboard".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: Map::new(),
+            capabilities: caps.as_object().cloned().unwrap_or_default(),
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Backend transports against real MCP peers: server-everything over Streamable HTTP, stdio, and WebSocket (through a test bridge).
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 #[path = "common/upstream_peers.rs"]
 mod upstream_peers;
@@ -232,6 +233,23 @@ async fn http_unreachable_backend_fails_the_request_without_leaking_credentials(
     assert!(!text.contains("secret"), "{text}");
 }
 
+#[tokio::test]
+async fn http_dropping_the_upstream_ends_its_background_tasks() {
+    let peer = everything_http().await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    // A round trip after `initialized`, so the GET stream task is running.
+    assert_eq!(echo(&up, &mut rx, 2, "x").await.0, "Echo: x");
+    drop(up);
+    expect_channel_closed(&mut rx).await;
+}
+
+/// Every task holding the event sender is gone once the channel reports closed.
+async fn expect_channel_closed(rx: &mut mpsc::Receiver<UpstreamEvent>) {
+    let drained = tokio::time::timeout(WAIT, async { while rx.recv().await.is_some() {} }).await;
+    assert!(drained.is_ok(), "background tasks outlived the upstream");
+}
+
 // ---------------------------------------------------------------- stdio
 
 #[tokio::test]
@@ -321,6 +339,31 @@ async fn stdio_close_leaves_no_process_of_the_group_alive() {
     );
     up.close().await;
     assert_eq!(live_group_members(pgid), Vec::<u32>::new());
+}
+
+#[tokio::test]
+async fn stdio_dropping_the_upstream_kills_the_group_and_ends_its_tasks() {
+    let script = format!("sleep 300 & exec {NODE} {} stdio", everything());
+    let (up, mut rx) = connect(&stdio_backend("/bin/sh", &["-c", &script], &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    let Upstream::Stdio(stdio) = &up else {
+        panic!("not stdio")
+    };
+    let pgid = stdio.pid();
+    drop(up);
+    expect_channel_closed(&mut rx).await;
+    // SIGKILL was sent synchronously in Drop; the kernel needs a moment to tear down.
+    let gone = tokio::time::timeout(WAIT, async {
+        while !live_group_members(pgid).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "group members left: {:?}",
+        live_group_members(pgid)
+    );
 }
 
 #[tokio::test]

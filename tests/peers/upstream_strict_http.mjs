@@ -6,6 +6,7 @@
 //     later, so the client must resume with GET + Last-Event-ID to get the result;
 //   - `POST /test/forget-sessions`: the server forgets every session (out-of-band expiry);
 //   - requests in a session without MCP-Protocol-Version get 400 (the spec's MUST);
+//   - `POST /test/break-get-streams`: closes every standalone GET stream (client must reconnect);
 //   - `GET /test/sessions`: `{ "count": n }`, the number of live sessions.
 // Env: PORT (required), JSON_RESPONSE=1 for application/json answers instead of SSE.
 // Run with `node --require ./loopback.cjs` so it listens on 127.0.0.1 only.
@@ -43,6 +44,10 @@ app.post('/test/forget-sessions', async (_req, res) => {
   const all = [...transports.values()];
   transports.clear();
   for (const t of all) await t.close();
+  res.status(204).end();
+});
+app.post('/test/break-get-streams', (_req, res) => {
+  for (const t of transports.values()) t.closeStandaloneSSEStream();
   res.status(204).end();
 });
 app.get('/test/sessions', (_req, res) => res.json({ count: transports.size }));

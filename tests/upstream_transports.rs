@@ -1,4 +1,5 @@
 //! Backend transports against real MCP peers: server-everything over Streamable HTTP, stdio, and WebSocket (through a test bridge).
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 #[path = "common/upstream_peers.rs"]
 mod upstream_peers;
@@ -33,6 +34,43 @@ async fn connect_with(
 
 fn num(id: i64) -> Option<RequestId> {
     Some(RequestId::Num(id))
+}
+
+/// Makes the server send a `roots/list` request (a server→client message for the GET
+/// stream) until one arrives: the GET stream opens asynchronously after `initialized`, and
+/// the server drops messages for a session with no stream open. Bounded by `WAIT`.
+async fn roots_request_via_get_stream(
+    up: &Upstream,
+    rx: &mut mpsc::Receiver<UpstreamEvent>,
+) -> (RequestId, Option<RequestId>) {
+    let poll = std::time::Duration::from_millis(300);
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            up.send(notification("notifications/roots/list_changed"))
+                .await
+                .unwrap();
+            if let Ok(found) = tokio::time::timeout(poll, next_roots_request(rx)).await {
+                return found;
+            }
+        }
+    })
+    .await;
+    found.expect("no roots/list request arrived on the GET stream")
+}
+
+async fn next_roots_request(
+    rx: &mut mpsc::Receiver<UpstreamEvent>,
+) -> (RequestId, Option<RequestId>) {
+    loop {
+        match rx.recv().await.expect("event channel closed") {
+            UpstreamEvent::Message {
+                msg: Message::Request(r),
+                related,
+            } if r.method == "roots/list" => return (r.id, related),
+            UpstreamEvent::Message { .. } => {}
+            other => panic!("unexpected event: {other:?}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- Streamable HTTP
@@ -114,20 +152,7 @@ async fn http_get_stream_carries_server_requests_unrelated() {
     let peer = everything_http().await;
     let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
     handshake(&up, &mut rx, 1, json!({"roots": {"listChanged": true}})).await;
-    // Give the GET stream a request's round trip to be surely open, then make the server
-    // ask for roots: a server→client request with no request to belong to.
-    assert_eq!(echo(&up, &mut rx, 2, "x").await.0, "Echo: x");
-    up.send(notification("notifications/roots/list_changed"))
-        .await
-        .unwrap();
-    let (id, related) = wait_for(&mut rx, "roots/list from the server", |ev| match ev {
-        UpstreamEvent::Message {
-            msg: Message::Request(r),
-            related,
-        } if r.method == "roots/list" => Some((r.id.clone(), related.clone())),
-        _ => None,
-    })
-    .await;
+    let (id, related) = roots_request_via_get_stream(&up, &mut rx).await;
     assert_eq!(related, None, "GET stream messages belong to no request");
     // Answer it (a POSTed response), and the server logs what it received on the GET stream.
     up.send(response(id, json!({"roots": []}))).await.unwrap();
@@ -140,6 +165,32 @@ async fn http_get_stream_carries_server_requests_unrelated() {
     })
     .await;
     assert!(data.to_string().contains("root"), "{data}");
+    up.close().await;
+}
+
+#[tokio::test]
+async fn http_get_stream_reconnects_after_the_server_closes_it() {
+    let peer = strict_http(false).await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({"roots": {"listChanged": true}})).await;
+    // One server request through the GET stream gives the client an event id to resume from.
+    let (id, _) = roots_request_via_get_stream(&up, &mut rx).await;
+    up.send(response(id, json!({"roots": []}))).await.unwrap();
+    let broke = reqwest::Client::new()
+        .post(format!("{}/test/break-get-streams", peer.base()))
+        .send()
+        .await
+        .unwrap();
+    assert!(broke.status().is_success());
+    // Sent while the stream is down (the client waits ~1 s before reconnecting): the server
+    // stores it, and the reconnect with Last-Event-ID replays it.
+    up.send(notification("notifications/roots/list_changed"))
+        .await
+        .unwrap();
+    let (_, related) = tokio::time::timeout(WAIT, next_roots_request(&mut rx))
+        .await
+        .expect("roots/list after reconnect");
+    assert_eq!(related, None);
     up.close().await;
 }
 
@@ -232,6 +283,23 @@ async fn http_unreachable_backend_fails_the_request_without_leaking_credentials(
     assert!(!text.contains("secret"), "{text}");
 }
 
+#[tokio::test]
+async fn http_dropping_the_upstream_ends_its_background_tasks() {
+    let peer = everything_http().await;
+    let (up, mut rx) = connect(&http_backend(&peer.url(), &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    // A round trip after `initialized`, so the GET stream task is running.
+    assert_eq!(echo(&up, &mut rx, 2, "x").await.0, "Echo: x");
+    drop(up);
+    expect_channel_closed(&mut rx).await;
+}
+
+/// Every task holding the event sender is gone once the channel reports closed.
+async fn expect_channel_closed(rx: &mut mpsc::Receiver<UpstreamEvent>) {
+    let drained = tokio::time::timeout(WAIT, async { while rx.recv().await.is_some() {} }).await;
+    assert!(drained.is_ok(), "background tasks outlived the upstream");
+}
+
 // ---------------------------------------------------------------- stdio
 
 #[tokio::test]
@@ -321,6 +389,31 @@ async fn stdio_close_leaves_no_process_of_the_group_alive() {
     );
     up.close().await;
     assert_eq!(live_group_members(pgid), Vec::<u32>::new());
+}
+
+#[tokio::test]
+async fn stdio_dropping_the_upstream_kills_the_group_and_ends_its_tasks() {
+    let script = format!("sleep 300 & exec {NODE} {} stdio", everything());
+    let (up, mut rx) = connect(&stdio_backend("/bin/sh", &["-c", &script], &[])).await;
+    handshake(&up, &mut rx, 1, json!({})).await;
+    let Upstream::Stdio(stdio) = &up else {
+        panic!("not stdio")
+    };
+    let pgid = stdio.pid();
+    drop(up);
+    expect_channel_closed(&mut rx).await;
+    // SIGKILL was sent synchronously in Drop; the kernel needs a moment to tear down.
+    let gone = tokio::time::timeout(WAIT, async {
+        while !live_group_members(pgid).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "group members left: {:?}",
+        live_group_members(pgid)
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
@@ -61,7 +60,8 @@ struct Lifecycle {
     name: Arc<str>,
     child: Child,
     pgid: Pid,
-    reader: JoinHandle<()>,
+    /// Aborted with the lifecycle task: a pipe held open outside the group must not leak it.
+    reader: AbortOnDrop,
     events: mpsc::Sender<UpstreamEvent>,
     shutdown: oneshot::Receiver<()>,
     group_gone: Arc<AtomicBool>,
@@ -160,7 +160,7 @@ impl StdioUpstream {
             name: name.clone(),
             child,
             pgid,
-            reader,
+            reader: AbortOnDrop(reader),
             events,
             shutdown,
             group_gone: group_gone.clone(),
@@ -228,9 +228,7 @@ impl Lifecycle {
         reap_group(self.pgid).await;
         self.group_gone.store(true, Ordering::Release);
         // Deliver what the process wrote before it died, then report the end.
-        if timeout(DRAIN_GRACE, &mut self.reader).await.is_err() {
-            self.reader.abort();
-        }
+        let _ = timeout(DRAIN_GRACE, &mut self.reader.0).await;
         let error = match status {
             Ok(status) => {
                 info!(backend = %self.name, %status, "Backend process exited");
@@ -402,7 +400,9 @@ mod tests {
         let mut buf = Vec::new();
         let mut out = Vec::new();
         loop {
-            let l = read_line_limited(&mut r, &mut buf, max).await.unwrap();
+            let l = read_line_limited(&mut r, &mut buf, max)
+                .await
+                .expect("in-memory read");
             if l == Line::Eof {
                 return out;
             }

@@ -69,6 +69,8 @@ pub(crate) async fn start_ws_bridge() -> WsBridge {
     let (hang_up, mut hang_up_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
+        // The error type is tungstenite's (an HTTP response), not ours to shrink.
+        #[allow(clippy::result_large_err)]
         let callback = move |req: &Request, mut resp: Response| {
             if offers_mcp(req) {
                 resp.headers_mut()

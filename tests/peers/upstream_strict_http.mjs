@@ -5,6 +5,8 @@
 //   - tool `echo-after-stream-break`: closes its SSE response stream, then answers 300 ms
 //     later, so the client must resume with GET + Last-Event-ID to get the result;
 //   - `POST /test/forget-sessions`: the server forgets every session (out-of-band expiry);
+//   - requests in a session without MCP-Protocol-Version get 400 (the spec's MUST);
+//   - `POST /test/break-get-streams`: closes every standalone GET stream (client must reconnect);
 //   - `GET /test/sessions`: `{ "count": n }`, the number of live sessions.
 // Env: PORT (required), JSON_RESPONSE=1 for application/json answers instead of SSE.
 // Run with `node --require ./loopback.cjs` so it listens on 127.0.0.1 only.
@@ -44,6 +46,10 @@ app.post('/test/forget-sessions', async (_req, res) => {
   for (const t of all) await t.close();
   res.status(204).end();
 });
+app.post('/test/break-get-streams', (_req, res) => {
+  for (const t of transports.values()) t.closeStandaloneSSEStream();
+  res.status(204).end();
+});
 app.get('/test/sessions', (_req, res) => res.json({ count: transports.size }));
 app.all('/mcp', async (req, res) => {
   const sid = req.headers['mcp-session-id'];
@@ -51,6 +57,11 @@ app.all('/mcp', async (req, res) => {
     const t = transports.get(sid);
     if (!t) {
       res.status(404).json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+      return;
+    }
+    // Spec 2025-06-18+: every request after initialize carries MCP-Protocol-Version.
+    if (req.headers['mcp-protocol-version'] === undefined) {
+      res.status(400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'MCP-Protocol-Version required' }, id: null });
       return;
     }
     await t.handleRequest(req, res);

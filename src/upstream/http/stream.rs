@@ -137,6 +137,7 @@ impl Shared {
                     if resp.status().is_success()
                         && content_type(&resp).as_deref() == Some("text/event-stream") =>
                 {
+                    debug!(backend = %self.name, resumed = last.is_some(), "GET stream open");
                     failures = 0;
                     match self.consume(resp, None, None, &mut cursor).await {
                         Ok(_) => debug!(backend = %self.name, "GET stream ended; reconnecting"),
@@ -150,8 +151,11 @@ impl Shared {
                 }
                 Ok(resp) => {
                     let status = resp.status();
+                    debug!(backend = %self.name, status = status.as_u16(), "GET stream refused");
+                    // 409: the server still holds the previous stream of this session.
                     let transient = status.is_server_error()
                         || status == StatusCode::REQUEST_TIMEOUT
+                        || status == StatusCode::CONFLICT
                         || status == StatusCode::TOO_MANY_REQUESTS;
                     if !transient {
                         warn!(backend = %self.name, status = status.as_u16(), "Backend refused the GET stream; not retrying");

@@ -18,7 +18,9 @@ Actions (same CLI and JSON shapes as ts_client.mjs):
                                             see reconnect_after_expiry() below
 
 Every output also carries "serverRequests" (server->client requests answered by
-the driver) and "notifications" (server notifications received).
+the driver's handlers, as {method, params}; in 2026 these are the `inputRequests` of
+`input_required` results, which the SDK routes to the same handlers) and
+"notifications" (server notifications received, as {method, params}).
 Exit code 0 unless the driver itself broke (bad CLI, crash, connection failure);
 a JSON-RPC error from the server is reported as {"error": {...}} with exit 0.
 

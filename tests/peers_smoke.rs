@@ -9,13 +9,16 @@ mod peers;
 
 use std::time::Duration;
 
-use peers::{PeerCommand, Sdk, ServerEverything, conformance, run_driver, spawn_driver};
+use peers::{
+    HttpPeer, PeerCommand, PySdkServer, Sdk, ServerEverything, conformance, run_driver,
+    spawn_driver,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const LIMIT: Duration = peers::DRIVER_TIMEOUT;
 
-async fn drive(sdk: Sdk, server: &ServerEverything, args: &[&str]) -> Value {
+async fn drive(sdk: Sdk, server: &HttpPeer, args: &[&str]) -> Value {
     run_driver(sdk, &server.url, args, LIMIT).await
 }
 
@@ -290,9 +293,7 @@ async fn lost_session_is_an_error_and_a_new_client_recovers() {
         .await;
         driver.wait_for_stderr_line("READY-FOR-EXPIRY", LIMIT).await;
         // Restart the server on the same port: every session it knew is gone.
-        let port = server.port;
-        server.kill();
-        server = ServerEverything::http_on_port(port).await;
+        server = server.restart().await;
         let out = driver.finish(LIMIT).await;
         assert_eq!(result_text(&out["first"]), "Echo: again", "{sdk:?}: {out}");
         // server-everything answers an unknown session id with 400 (the spec says 404);
@@ -401,4 +402,125 @@ async fn conformance_results_are_parsed_per_scenario() {
         "{:?}",
         based.unexpected_failures
     );
+}
+
+#[tokio::test]
+async fn python_driver_speaks_2026_against_the_python_sdk_server() {
+    let server = PySdkServer::http().await;
+    let py = |args: &'static [&'static str]| drive(Sdk::Python, &server, args);
+
+    let out = py(&["--era", "2026", "list"]).await;
+    assert_eq!(out["protocolVersion"], "2026-07-28", "{out}");
+    let tools = strings(&out["tools"]);
+    for tool in ["echo", "slow", "ask_name", "sample_text", "client_roots"] {
+        assert!(tools.contains(&tool), "{tool} missing from {tools:?}");
+    }
+
+    let out = py(&["--era", "2026", "call", "echo", r#"{"message": "modern"}"#]).await;
+    assert_eq!(result_text(&out), "Echo: modern", "{out}");
+    // A 2026 result carries resultType on the wire.
+    assert_eq!(out["result"]["resultType"], "complete", "{out}");
+
+    let out = py(&[
+        "--era",
+        "2026",
+        "call",
+        "slow",
+        r#"{"steps": 3, "delay_ms": 20}"#,
+        "--progress",
+    ])
+    .await;
+    assert_eq!(result_text(&out), "done 3", "{out}");
+    let messages = strings_of(&out["progress"], "message");
+    assert_eq!(messages, ["step 1", "step 2", "step 3"], "{out}");
+
+    let out = py(&[
+        "--era",
+        "2026",
+        "cancel",
+        "slow",
+        r#"{"steps": 100, "delay_ms": 100}"#,
+        "300",
+    ])
+    .await;
+    assert_eq!(out["cancelled"], true, "{out}");
+    assert_eq!(out["pingOk"], true, "{out}");
+}
+
+/// Elicitation, sampling and roots against the Python SDK server: legacy = server→client
+/// JSON-RPC requests; 2026 = `input_required` (MRTR) rounds answered by the same handlers.
+async fn server_to_client_round_trips(sdk: Sdk, era: &str) {
+    let server = PySdkServer::http().await;
+    let ctx = format!("{sdk:?} --era {era}");
+    let out = drive(
+        sdk,
+        &server,
+        &[
+            "--era",
+            era,
+            "--elicit",
+            r#"{"name": "Ada"}"#,
+            "call",
+            "ask_name",
+            "{}",
+        ],
+    )
+    .await;
+    assert_eq!(result_text(&out), "Hello, Ada", "{ctx}: {out}");
+    assert_eq!(
+        methods(&out, "serverRequests"),
+        ["elicitation/create"],
+        "{ctx}"
+    );
+
+    let out = drive(
+        sdk,
+        &server,
+        &[
+            "--era",
+            era,
+            "call",
+            "sample_text",
+            r#"{"prompt": "hi there"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(
+        result_text(&out),
+        "sampled: hi there (driver-model)",
+        "{ctx}: {out}"
+    );
+
+    let out = drive(sdk, &server, &["--era", era, "call", "client_roots", "{}"]).await;
+    assert_eq!(
+        result_text(&out),
+        "file:///tmp/driver-root driver-root",
+        "{ctx}: {out}"
+    );
+}
+
+#[tokio::test]
+async fn python_2026_answers_input_required_rounds() {
+    server_to_client_round_trips(Sdk::Python, "2026").await;
+}
+
+#[tokio::test]
+async fn python_legacy_answers_server_requests_from_the_python_sdk_server() {
+    server_to_client_round_trips(Sdk::Python, "legacy").await;
+}
+
+#[tokio::test]
+async fn typescript_legacy_answers_server_requests_from_the_python_sdk_server() {
+    server_to_client_round_trips(Sdk::TypeScript, "legacy").await;
+}
+
+#[tokio::test]
+async fn auto_era_picks_2026_when_discover_works_and_falls_back_otherwise() {
+    let modern = PySdkServer::http().await;
+    let out = drive(Sdk::Python, &modern, &["--era", "auto", "list"]).await;
+    assert_eq!(out["protocolVersion"], "2026-07-28", "{out}");
+
+    let legacy = ServerEverything::http().await;
+    let out = drive(Sdk::Python, &legacy, &["--era", "auto", "list"]).await;
+    assert_eq!(out["protocolVersion"], "2025-11-25", "{out}");
 }

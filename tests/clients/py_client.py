@@ -18,7 +18,9 @@ Actions (same CLI and JSON shapes as ts_client.mjs):
                                             see reconnect_after_expiry() below
 
 Every output also carries "serverRequests" (server->client requests answered by
-the driver) and "notifications" (server notifications received).
+the driver's handlers, as {method, params}; in 2026 these are the `inputRequests` of
+`input_required` results, which the SDK routes to the same handlers) and
+"notifications" (server notifications received, as {method, params}).
 Exit code 0 unless the driver itself broke (bad CLI, crash, connection failure);
 a JSON-RPC error from the server is reported as {"error": {...}} with exit 0.
 
@@ -159,15 +161,26 @@ class Driver:
             raise RuntimeError(f"pagination of {attr} did not end after 1000 pages")
 
         caps = client.server_capabilities
-        out["tools"] = await walk(client.list_tools, "tools", lambda t: t.name) if caps.tools else []
-        out["prompts"] = await walk(client.list_prompts, "prompts", lambda p: p.name) if caps.prompts else []
-        if caps.resources:
-            out["resources"] = await walk(client.list_resources, "resources", lambda r: str(r.uri))
-            out["resourceTemplates"] = await walk(
-                client.list_resource_templates, "resource_templates", lambda r: r.uri_template
-            )
-        else:
-            out["resources"], out["resourceTemplates"] = [], []
+        # `--era 2026` adopts 2026-07-28 without server/discover, so the server's capabilities
+        # are unknown (all unset): then every list is tried and -32601 reads as "none".
+        unknown = client.session.discover_result is not None and caps == types.ServerCapabilities()
+
+        async def maybe(declared: Any, fetch: Any, attr: str, key: Any) -> list[Any]:
+            if not (declared or unknown):
+                return []
+            try:
+                return await walk(fetch, attr, key)
+            except MCPError as exc:
+                if unknown and exc.error.code == types.METHOD_NOT_FOUND:
+                    return []
+                raise
+
+        out["tools"] = await maybe(caps.tools, client.list_tools, "tools", lambda t: t.name)
+        out["prompts"] = await maybe(caps.prompts, client.list_prompts, "prompts", lambda p: p.name)
+        out["resources"] = await maybe(caps.resources, client.list_resources, "resources", lambda r: str(r.uri))
+        out["resourceTemplates"] = await maybe(
+            caps.resources, client.list_resource_templates, "resource_templates", lambda r: r.uri_template
+        )
         out["serverInfo"] = dump(client.server_info) or {}
         out["protocolVersion"] = client.protocol_version
         out["capabilities"] = dump(caps)

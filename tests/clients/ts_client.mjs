@@ -22,8 +22,9 @@
 // Exit code 0 unless the driver itself broke; a JSON-RPC error from the server is reported
 // as {"error": {...}} with exit 0.
 //
-// Eras: the TS SDK 1.32.2 speaks the handshake ("legacy", 2025-11-25 and older) protocol
-// only; `--era 2026` is refused with exit 2 (the SDK has no 2026-07-28 stateless mode).
+// Eras: the TS SDK 1.32.2 speaks the handshake protocol (2025-11-25 and older) only, so
+// `--era legacy` and `--era auto` both mean initialize + Mcp-Session-Id; `--era 2026` is
+// refused with exit 2 (the SDK has no 2026-07-28 stateless mode).
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';

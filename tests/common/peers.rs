@@ -17,6 +17,12 @@
 //! `SWITCHBOARD_NODE` (the Node for reference servers; defaults to the Node 22). A missing peer
 //! is a test failure telling you to run `./scripts/test`, never a silent skip.
 //!
+//! Reference servers: [`ServerEverything::http()`] (TS `server-everything`, 2025 era),
+//! [`PySdkServer::http()`] (`tests/peers/py_server.py`, Python SDK, 2025 + 2026-07-28 eras),
+//! and the stdio commands [`server_everything_stdio_command`] / [`server_memory_stdio_command`].
+//! Drivers: [`py_client`] / [`ts_client`] (run to completion) or [`spawn_driver`] (act
+//! mid-session). Conformance: [`conformance`].
+//!
 //! Everything is loopback only: reference servers run under `tests/peers/loopback.cjs`, which
 //! makes host-less `listen()` calls bind 127.0.0.1. Every wait is a poll with a deadline.
 //!
@@ -349,51 +355,110 @@ pub(crate) async fn wait_for_port(addr: SocketAddr, deadline: Instant) -> bool {
     }
 }
 
-/// `@modelcontextprotocol/server-everything` in streamableHttp mode on 127.0.0.1, killed on
-/// Drop. `url` is its MCP endpoint (`http://127.0.0.1:PORT/mcp`).
-pub(crate) struct ServerEverything {
+/// Which reference server an [`HttpPeer`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HttpPeerKind {
+    /// `@modelcontextprotocol/server-everything` (TS SDK 1.x, 2025 era only).
+    Everything,
+    /// `tests/peers/py_server.py` (Python SDK 2.3.0: 2025 and 2026-07-28 eras).
+    PythonSdk,
+}
+
+impl HttpPeerKind {
+    fn command(self, port: u16) -> std::process::Command {
+        match self {
+            HttpPeerKind::Everything => {
+                let mut cmd = std::process::Command::new(node());
+                cmd.arg("--require")
+                    .arg(loopback_preload())
+                    .arg(server_everything_js())
+                    .arg("streamableHttp")
+                    .env("PORT", port.to_string());
+                cmd
+            }
+            HttpPeerKind::PythonSdk => {
+                let mut cmd = std::process::Command::new(python());
+                cmd.arg(peer_file("peers/py_server.py"))
+                    .arg(port.to_string());
+                cmd
+            }
+        }
+    }
+
+    /// The log line that says *our* child (not a port-race winner) is listening.
+    fn ready_marker(self) -> &'static str {
+        match self {
+            HttpPeerKind::Everything => "listening on port",
+            HttpPeerKind::PythonSdk => "Uvicorn running on",
+        }
+    }
+}
+
+/// A reference MCP server over streamable HTTP on 127.0.0.1, killed on Drop. `url` is its
+/// MCP endpoint (`http://127.0.0.1:PORT/mcp`).
+pub(crate) struct HttpPeer {
+    pub(crate) kind: HttpPeerKind,
     pub(crate) url: String,
     pub(crate) port: u16,
     child: std::process::Child,
     log: tempfile::NamedTempFile,
 }
 
+/// `@modelcontextprotocol/server-everything` in streamableHttp mode: `ServerEverything::http()`.
+pub(crate) struct ServerEverything;
+
 impl ServerEverything {
+    /// Start on a free loopback port and wait (bounded) until it listens.
+    pub(crate) async fn http() -> HttpPeer {
+        HttpPeer::start(HttpPeerKind::Everything).await
+    }
+}
+
+/// `tests/peers/py_server.py`, the Python SDK reference server: `PySdkServer::http()`.
+pub(crate) struct PySdkServer;
+
+impl PySdkServer {
+    /// Start on a free loopback port and wait (bounded) until it listens.
+    pub(crate) async fn http() -> HttpPeer {
+        HttpPeer::start(HttpPeerKind::PythonSdk).await
+    }
+}
+
+impl HttpPeer {
     /// Start on a free port and wait (bounded) until it listens.
-    pub(crate) async fn http() -> Self {
+    pub(crate) async fn start(kind: HttpPeerKind) -> Self {
         let mut last_error = String::new();
         for _ in 0..3 {
-            match Self::try_start(free_port()).await {
+            match Self::try_start(kind, free_port()).await {
                 Ok(server) => return server,
                 Err(e) => last_error = e,
             }
         }
-        panic!("server-everything did not start: {last_error}");
+        panic!("{kind:?} reference server did not start: {last_error}");
     }
 
-    /// Start on a given port (e.g. to restart after `kill`, losing all sessions).
-    pub(crate) async fn http_on_port(port: u16) -> Self {
-        Self::try_start(port)
+    /// Kill this server and start a fresh one on the same port: every session is lost.
+    pub(crate) async fn restart(mut self) -> Self {
+        self.stop();
+        let (kind, port) = (self.kind, self.port);
+        Self::try_start(kind, port)
             .await
-            .unwrap_or_else(|e| panic!("server-everything did not start on {port}: {e}"))
+            .unwrap_or_else(|e| panic!("{kind:?} reference server did not restart on {port}: {e}"))
     }
 
-    async fn try_start(port: u16) -> Result<Self, String> {
+    async fn try_start(kind: HttpPeerKind, port: u16) -> Result<Self, String> {
         let log = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
         let out = log.reopen().map_err(|e| e.to_string())?;
         let err = log.reopen().map_err(|e| e.to_string())?;
-        let child = std::process::Command::new(node())
-            .arg("--require")
-            .arg(loopback_preload())
-            .arg(server_everything_js())
-            .arg("streamableHttp")
-            .env("PORT", port.to_string())
+        let child = kind
+            .command(port)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|e| format!("spawn: {e} — {INSTALL_HINT}"))?;
-        let mut server = ServerEverything {
+        let mut server = HttpPeer {
+            kind,
             url: format!("http://127.0.0.1:{port}/mcp"),
             port,
             child,
@@ -405,11 +470,10 @@ impl ServerEverything {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("exited ({status}); log:\n{}", server.log()));
             }
-            if wait_for_port(addr, Instant::now() + POLL).await {
-                // The port answers; make sure it is our child and not a port-race winner.
-                if server.log().contains("listening on port") {
-                    return Ok(server);
-                }
+            if wait_for_port(addr, Instant::now() + POLL).await
+                && server.log().contains(kind.ready_marker())
+            {
+                return Ok(server);
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -436,7 +500,7 @@ impl ServerEverything {
     }
 }
 
-impl Drop for ServerEverything {
+impl Drop for HttpPeer {
     fn drop(&mut self) {
         self.stop();
     }

@@ -1,5 +1,6 @@
 //! The gateway's Streamable HTTP endpoint, driven by a raw HTTP client in front of real fixture
 //! backends (our notes/tickets over stdio, lab over Streamable HTTP).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 #[path = "common/gateway.rs"]
 mod gateway;

@@ -65,7 +65,8 @@ pub enum SessionMsg {
     /// Sending a message to a backend failed.
     SendFailed {
         backend: usize,
-        msg: Message,
+        /// The id of the failed message, when it was a request.
+        id: Option<RequestId>,
         error: UpstreamError,
     },
     /// A backend child finished its handshake.
@@ -181,14 +182,8 @@ impl Actor for SessionActor {
                 msg,
                 related,
             } => st.on_upstream(backend, msg, related),
-            SessionMsg::SendFailed {
-                backend,
-                msg,
-                error,
-            } => {
-                if let Message::Request(r) = msg
-                    && let RequestId::Num(n) = r.id
-                {
+            SessionMsg::SendFailed { backend, id, error } => {
+                if let Some(RequestId::Num(n)) = id {
                     st.fail_one(n, backend_error(&st.shared, backend, &error));
                 }
             }

@@ -12,7 +12,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, Timeouts, TransportConfig};
@@ -202,12 +202,15 @@ impl Shared {
         F: Future<Output = ()> + Send + 'static,
     {
         let mut stop = self.stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.changed() => {}
-                () = fut => {}
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = fut => {}
+                }
             }
-        })
+            .in_current_span(),
+        )
     }
 
     /// Hands an event to the owner; false once the owner is gone.

@@ -605,3 +605,30 @@ async fn health_and_readiness_probes_answer_without_leaking_anything() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_call_stalls_neither_other_backends_nor_other_sessions() {
+    let (gw, _lab) = demo_gateway().await;
+    let c = RawClient::connect(&gw.url).await;
+    let other = RawClient::connect(&gw.url).await;
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.tool(1, "sleep", json!({"ms": 3000})).await })
+    };
+    // While the slow call is in flight: the same session reaches another backend, and another
+    // session reaches the same backend.
+    let note = c
+        .tool(2, "add_note", json!({"title": "quick", "body": "b"}))
+        .await;
+    assert!(text(&note).contains("quick"));
+    assert_eq!(
+        text(&other.tool(3, "echo", json!({"text": "fast"})).await),
+        "fast"
+    );
+    assert!(
+        !slow.is_finished(),
+        "both finished while the slow call was still running"
+    );
+    assert_eq!(text(&slow.await.unwrap()), "slept");
+    gw.stop().await;
+}

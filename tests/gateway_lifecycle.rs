@@ -359,6 +359,28 @@ async fn an_idle_session_expires_with_its_backend_process_while_an_active_one_su
 }
 
 #[tokio::test]
+async fn a_session_with_a_call_in_flight_is_not_idle() {
+    let ttl = Duration::from_secs(3600);
+    let gw = TestGateway::start(&[fixture_stdio("lab", "lab")], "sessions: {idle_ttl: 1h}").await;
+    let c = RawClient::connect(&gw.url).await;
+    assert_eq!(text(&c.tool(1, "echo", json!({"text": "a"})).await), "a");
+    let slow = c.start_sleep(2, "sleep", 1500).await;
+
+    let registry = gw.gateway().registry();
+    let id = c.session.clone().expect("session id");
+    let seen = registry.get(&id).expect("live session").last_activity();
+    let ttl_ms = u64::try_from(ttl.as_millis()).expect("ttl fits");
+    // Its last request arrived more than a TTL ago, but it is still waiting for the answer.
+    let expired = registry.expire_idle_as_of(seen + ttl_ms + 1);
+    assert_eq!(expired, 0, "a session waiting on a call is not idle");
+
+    let done = slow.await.expect("call task");
+    assert_eq!(text(&done), "slept", "the call was not cut off: {done}");
+    assert_eq!(c.call(3, "ping", json!({})).await["result"], json!({}));
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_websocket_backend_is_listed_and_callable_through_the_gateway() {
     let bridge = start_ws_stdio_bridge(
         switchboard_bin(),

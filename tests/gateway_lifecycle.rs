@@ -202,6 +202,70 @@ async fn sigterm_finishes_the_in_flight_call_refuses_newcomers_and_leaves_no_orp
     );
 }
 
+#[tokio::test]
+async fn sigterm_cuts_a_call_that_outlives_the_grace_period_ends_open_streams_and_exits_cleanly() {
+    let grace = Duration::from_secs(2);
+    let yaml = format!(
+        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\nshutdown_grace: 2s\nbackends:\n{}",
+        fixture_stdio("lab", "lab"),
+    );
+    let (mut gw, _dir) = GatewayProcess::start(&yaml).await;
+    let c = RawClient::connect(&gw.url).await;
+    // A client listening for notifications on the standalone GET stream.
+    let mut listening = c
+        .request(reqwest::Method::GET)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET stream");
+    assert_eq!(listening.status(), 200);
+    tokio::time::timeout(EVENT_WAIT, listening.chunk())
+        .await
+        .expect("priming event")
+        .expect("GET stream readable");
+    let slow = c.start_sleep(1, "sleep", 60_000).await;
+    let family = descendants(gw.pid);
+    assert!(
+        family.len() >= 2,
+        "discovery + session backends: {family:?}"
+    );
+
+    let signalled = Instant::now();
+    kill(Pid::from_raw(gw.pid), Signal::SIGTERM).expect("send SIGTERM");
+
+    // The call that would outlive the grace period is ended with an answer, not left hanging.
+    let cut = tokio::time::timeout(grace + Duration::from_secs(3), slow)
+        .await
+        .expect("the over-long call is answered soon after the grace period")
+        .expect("call task");
+    assert_eq!(cut["error"]["code"], -32004, "{cut}");
+    assert!(
+        signalled.elapsed() >= grace,
+        "in-flight calls get the whole grace period, cut after {:?}",
+        signalled.elapsed()
+    );
+    // The notification stream ends instead of keeping the gateway up.
+    let ended = tokio::time::timeout(EVENT_WAIT, async {
+        while let Ok(Some(_)) = listening.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the GET stream ended");
+
+    let status = tokio::time::timeout(grace + Duration::from_secs(5), gw.child.wait())
+        .await
+        .expect("gateway exits within the grace period plus margin")
+        .expect("wait");
+    assert!(status.success(), "exit status {status}");
+    let took = signalled.elapsed();
+    assert!(took < grace + Duration::from_secs(4), "took {took:?}");
+    let orphans_gone = eventually(EVENT_WAIT, || family.iter().all(|&p| is_gone(p))).await;
+    let alive: Vec<i32> = family.iter().copied().filter(|&p| !is_gone(p)).collect();
+    assert!(
+        orphans_gone,
+        "backend processes outlived the gateway: {alive:?}"
+    );
+}
+
 fn backend_session(whoami: &Value) -> String {
     let who: Value = serde_json::from_str(&text(whoami)).expect("whoami JSON");
     who["sessionId"]
@@ -243,6 +307,38 @@ async fn a_restarted_http_backend_is_re_initialized_without_the_client_noticing(
     assert_eq!(text(&after), "after", "{after}");
     let second = backend_session(&c.tool(5, "whoami", json!({})).await);
     assert_ne!(first, second, "a fresh backend session was opened");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_down_when_a_session_first_needs_it_fails_fast_and_the_session_recovers() {
+    let mut lab = HttpFixture::start("lab").await;
+    let addr = format!("127.0.0.1:{}", lab.port());
+    let gw = TestGateway::start(&[http_backend("lab", &lab.url)], "").await;
+    lab.kill().await;
+
+    // The session's backend session does not exist yet: opening it fails.
+    let c = RawClient::connect(&gw.url).await;
+    let asked = Instant::now();
+    let down = c.tool(1, "echo", json!({"text": "down"})).await;
+    assert_eq!(down["error"]["code"], -32001, "{down}");
+    assert!(error_message(&down).contains("'lab'"), "{down}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        asked.elapsed()
+    );
+
+    let _lab = HttpFixture::start_on("lab", &addr).await;
+    // Once the backend is back, the very next call succeeds (the gateway may be backing off
+    // between reconnects, which delays the answer but must not fail it).
+    let back = tokio::time::timeout(
+        Duration::from_secs(15),
+        c.tool(2, "echo", json!({"text": "back"})),
+    )
+    .await
+    .expect("answered within the reconnect backoff");
+    assert_eq!(text(&back), "back", "{back}");
     gw.stop().await;
 }
 
@@ -313,6 +409,20 @@ async fn an_idle_session_expires_with_its_backend_process_while_an_active_one_su
     assert_eq!(text(&idle.tool(1, "echo", json!({"text": "a"})).await), "a");
     let idle_pid = new_process(&before);
 
+    // The idle client keeps its notification stream open. Listening alone is not activity (only
+    // opening the stream is); on expiry the stream ends, so the client learns the session is gone.
+    let mut listening = idle
+        .request(reqwest::Method::GET)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET stream");
+    assert_eq!(listening.status(), 200);
+    tokio::time::timeout(EVENT_WAIT, listening.chunk())
+        .await
+        .expect("priming event")
+        .expect("GET stream readable");
+
     let before = pids_with_env(&env_entry);
     let active = RawClient::connect(&gw.url).await;
     assert_eq!(
@@ -342,6 +452,11 @@ async fn an_idle_session_expires_with_its_backend_process_while_an_active_one_su
         .post(json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
         .await;
     assert_eq!(r.status, 404, "an expired session is gone: {}", r.body);
+    let ended = tokio::time::timeout(EVENT_WAIT, async {
+        while let Ok(Some(_)) = listening.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the expired session's GET stream ends");
     assert!(
         eventually(EVENT_WAIT, || is_gone(idle_pid)).await,
         "the expired session's backend process {idle_pid} exits"

@@ -343,6 +343,39 @@ async fn a_backend_down_when_a_session_first_needs_it_fails_fast_and_the_session
 }
 
 #[tokio::test]
+async fn a_backend_that_stays_down_fails_every_call_fast_and_the_first_call_after_it_returns_succeeds()
+ {
+    let mut lab = HttpFixture::start("lab").await;
+    let addr = format!("127.0.0.1:{}", lab.port());
+    let gw = TestGateway::start(&[http_backend("lab", &lab.url)], "").await;
+    let c = RawClient::connect(&gw.url).await;
+    lab.kill().await;
+
+    // Enough calls to outlast the gateway's own restart attempts (5, backing off 0.1 s … 1.6 s):
+    // a call may wait for a restart already under way, but never for a longer backoff of its own.
+    let bound = Duration::from_millis(2500);
+    for i in 0..8 {
+        let asked = Instant::now();
+        let down = c.tool(i, "echo", json!({"text": "down"})).await;
+        let took = asked.elapsed();
+        assert_eq!(down["error"]["code"], -32001, "call {i}: {down}");
+        assert!(error_message(&down).contains("'lab'"), "{down}");
+        assert!(took < bound, "call {i} took {took:?} to fail");
+    }
+
+    let _lab = HttpFixture::start_on("lab", &addr).await;
+    let asked = Instant::now();
+    let back = c.tool(10, "echo", json!({"text": "back"})).await;
+    assert_eq!(text(&back), "back", "{back}");
+    assert!(
+        asked.elapsed() < bound,
+        "the first call after recovery took {:?}",
+        asked.elapsed()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_slow_backend_call_times_out_with_32005_and_the_session_stays_usable() {
     // Real time on purpose: the backend is a real process, so paused time would auto-advance
     // while the gateway waits on its pipes. The deadline itself is deterministic.

@@ -133,9 +133,14 @@ async fn try_new_session(url: &str) -> Result<(), String> {
 #[tokio::test]
 async fn sigterm_finishes_the_in_flight_call_refuses_newcomers_and_leaves_no_orphans() {
     let grace = Duration::from_secs(5);
+    // notes runs behind a shell that leaves a background grandchild holding the stdout pipe, as
+    // launchers like `npx` do: it must not outlive the gateway either.
+    let notes = format!(
+        "  - name: notes\n    transport: stdio\n    command: /bin/sh\n    args: [-c, \"sleep 300 & exec '{}' demo-backend notes\"]\n",
+        switchboard_bin().display()
+    );
     let yaml = format!(
-        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\nshutdown_grace: 5s\nbackends:\n{}{}",
-        fixture_stdio("notes", "notes"),
+        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\nshutdown_grace: 5s\nbackends:\n{notes}{}",
         fixture_stdio("lab", "lab"),
     );
     let (mut gw, _dir) = GatewayProcess::start(&yaml).await;
@@ -149,8 +154,8 @@ async fn sigterm_finishes_the_in_flight_call_refuses_newcomers_and_leaves_no_orp
     // Discovery connections plus this session's own backend processes, one per backend.
     let family = descendants(gw.pid);
     assert!(
-        family.len() >= 4,
-        "expected ≥ 4 backend processes (2 discovery + 2 per-session), saw {family:?}"
+        family.len() >= 6,
+        "expected ≥ 6 processes (2 discovery + 2 per-session backends, 2 grandchildren), saw {family:?}"
     );
 
     let slow = c.start_sleep(3, "sleep", 1500).await;
@@ -381,7 +386,7 @@ async fn a_slow_backend_call_times_out_with_32005_and_the_session_stays_usable()
     // while the gateway waits on its pipes. The deadline itself is deterministic.
     let gw = TestGateway::start(
         &[with(fixture_stdio("lab", "lab"), "timeouts: {request: 1s}")],
-        "",
+        "sessions: {max_in_flight: 1}",
     )
     .await;
     let c = RawClient::connect(&gw.url).await;
@@ -405,7 +410,8 @@ async fn a_slow_backend_call_times_out_with_32005_and_the_session_stays_usable()
         "answered after {took:?}"
     );
 
-    // The session and its backend session carry on.
+    // The session and its backend session carry on, and the timed-out call no longer holds the
+    // session's only in-flight slot.
     assert_eq!(
         text(&c.tool(3, "echo", json!({"text": "alive"})).await),
         "alive"
@@ -571,6 +577,14 @@ async fn a_websocket_backend_is_listed_and_callable_through_the_gateway() {
         bridge.accepted() >= 2,
         "discovery and the session each opened a WebSocket ({} accepted)",
         bridge.accepted()
+    );
+    // Ending the session closes its WebSocket (and so its server process); discovery's stays.
+    let before = bridge.open();
+    assert_eq!(c.send(c.request(reqwest::Method::DELETE)).await.status, 200);
+    assert!(
+        eventually(EVENT_WAIT, || bridge.open() == before - 1).await,
+        "the session's WebSocket closed ({} of {before} still open)",
+        bridge.open()
     );
     gw.stop().await;
 }

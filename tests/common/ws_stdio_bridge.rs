@@ -24,12 +24,18 @@ pub(crate) struct WsStdioBridge {
     pub(crate) url: String,
     /// WebSocket connections accepted so far.
     pub(crate) accepted: Arc<AtomicUsize>,
+    /// Connections still open (their server process running).
+    pub(crate) open: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
 impl WsStdioBridge {
     pub(crate) fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 }
 
@@ -46,17 +52,24 @@ pub(crate) async fn start_ws_stdio_bridge(program: PathBuf, args: Vec<String>) -
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind bridge");
     let url = format!("ws://{}/mcp", listener.local_addr().expect("addr"));
     let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let open = Arc::new(AtomicUsize::new(0));
+    let (count, live) = (accepted.clone(), open.clone());
     let task = tokio::spawn(async move {
         let mut conns = JoinSet::new();
         while let Ok((tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::AcqRel);
-            conns.spawn(serve(tcp, program.clone(), args.clone()));
+            live.fetch_add(1, Ordering::AcqRel);
+            let (program, args, live) = (program.clone(), args.clone(), live.clone());
+            conns.spawn(async move {
+                serve(tcp, program, args).await;
+                live.fetch_sub(1, Ordering::AcqRel);
+            });
         }
     });
     WsStdioBridge {
         url,
         accepted,
+        open,
         task,
     }
 }

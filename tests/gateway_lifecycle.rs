@@ -381,6 +381,33 @@ async fn a_backend_that_stays_down_fails_every_call_fast_and_the_first_call_afte
 }
 
 #[tokio::test]
+async fn an_in_flight_call_fails_soon_after_its_http_backend_dies_and_the_session_recovers() {
+    let mut lab = HttpFixture::start("lab").await;
+    let addr = format!("127.0.0.1:{}", lab.port());
+    let gw = TestGateway::start(&[http_backend("lab", &lab.url)], "").await;
+    let c = RawClient::connect(&gw.url).await;
+    let slow = c.start_sleep(1, "sleep", 60_000).await;
+
+    let died = Instant::now();
+    lab.kill().await;
+    let cut = tokio::time::timeout(EVENT_WAIT, slow)
+        .await
+        .expect("the in-flight call is answered")
+        .expect("call task");
+    let took = died.elapsed();
+    assert_eq!(cut["error"]["code"], -32001, "{cut}");
+    assert!(error_message(&cut).contains("'lab'"), "{cut}");
+    // One attempt to resume the broken response stream is fair; retrying a backend that
+    // refuses connections for many seconds is a hang as far as the developer can tell.
+    assert!(took < Duration::from_secs(5), "failed only after {took:?}");
+
+    let _lab = HttpFixture::start_on("lab", &addr).await;
+    let back = c.tool(2, "echo", json!({"text": "back"})).await;
+    assert_eq!(text(&back), "back", "{back}");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_slow_backend_call_times_out_with_32005_and_the_session_stays_usable() {
     // Real time on purpose: the backend is a real process, so paused time would auto-advance
     // while the gateway waits on its pipes. The deadline itself is deterministic.

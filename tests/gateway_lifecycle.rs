@@ -271,6 +271,12 @@ async fn sigterm_cuts_a_call_that_outlives_the_grace_period_ends_open_streams_an
     );
 }
 
+/// Replaces the lab fixture on `addr` with a fresh process (which knows no sessions).
+async fn lab_again_restarted(addr: &str, lab: &mut HttpFixture) {
+    lab.kill().await;
+    *lab = HttpFixture::start_on("lab", addr).await;
+}
+
 fn backend_session(whoami: &Value) -> String {
     let who: Value = serde_json::from_str(&text(whoami)).expect("whoami JSON");
     who["sessionId"]
@@ -307,11 +313,32 @@ async fn a_restarted_http_backend_is_re_initialized_without_the_client_noticing(
 
     // A new process on the same port knows nothing of the old backend session: its 404 makes
     // the gateway re-initialize and resend, and the client sees only a normal answer.
-    let _lab = HttpFixture::start_on("lab", &addr).await;
+    let mut lab = HttpFixture::start_on("lab", &addr).await;
     let after = c.tool(4, "echo", json!({"text": "after"})).await;
     assert_eq!(text(&after), "after", "{after}");
     let second = backend_session(&c.tool(5, "whoami", json!({})).await);
     assert_ne!(first, second, "a fresh backend session was opened");
+
+    // Again, with several calls racing into the forgotten session at once: each is resent
+    // after the one re-initialize and answered.
+    lab_again_restarted(&addr, &mut lab).await;
+    let calls = (0..4).map(|i| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.tool(10 + i, "echo", json!({"text": format!("p{i}")}))
+                .await
+        })
+    });
+    for (i, r) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let r = r.expect("call task");
+        assert_eq!(text(&r), format!("p{i}"), "{r}");
+    }
+    let third = backend_session(&c.tool(20, "whoami", json!({})).await);
+    assert_ne!(second, third);
     gw.stop().await;
 }
 

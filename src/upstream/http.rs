@@ -349,6 +349,7 @@ impl Shared {
                     self.consume(resp, Some(&msg), related.as_ref(), &mut cursor)
                         .await
                 }
+                Err(e) if resume_is_hopeless(&e) => return self.send_failed(msg, e).await,
                 Err(e) => Err(e),
             };
         }
@@ -519,6 +520,17 @@ async fn read_body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
     Ok(body.freeze())
 }
 
+/// Whether a failed resume says retrying cannot help: nobody accepts connections (the backend
+/// is down), or the backend refused the stream for good (e.g. 404: it forgot the session).
+/// Timeouts, I/O errors, 5xx, 408, 409 and 429 may pass, so they are retried with backoff.
+fn resume_is_hopeless(e: &UpstreamError) -> bool {
+    match e {
+        UpstreamError::Connect(_) => true,
+        UpstreamError::Status(s) => (400..500).contains(s) && ![408, 409, 429].contains(s),
+        _ => false,
+    }
+}
+
 fn is_method(msg: &Message, method: &str) -> bool {
     msg.method() == Some(method)
 }
@@ -527,5 +539,26 @@ fn request_id(msg: &Message) -> Option<RequestId> {
     match msg {
         Message::Request(r) => Some(r.id.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{UpstreamError, resume_is_hopeless};
+
+    #[test]
+    fn a_resume_is_hopeless_only_when_retrying_cannot_help() {
+        assert!(resume_is_hopeless(&UpstreamError::Connect(
+            "refused".into()
+        )));
+        assert!(resume_is_hopeless(&UpstreamError::Status(404)));
+        assert!(resume_is_hopeless(&UpstreamError::Status(405)));
+        for transient in [408, 409, 429, 500, 502, 503] {
+            assert!(!resume_is_hopeless(&UpstreamError::Status(transient)));
+        }
+        assert!(!resume_is_hopeless(&UpstreamError::Timeout(
+            std::time::Duration::from_secs(1)
+        )));
+        assert!(!resume_is_hopeless(&UpstreamError::Io("reset".into())));
     }
 }

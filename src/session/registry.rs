@@ -32,6 +32,8 @@ pub struct SessionRegistry {
     shared: Arc<Shared>,
     sessions: DashMap<Arc<str>, SessionHandle>,
     closing: std::sync::atomic::AtomicBool,
+    /// Sessions admitted (reserved before the actor spawns, so concurrent creates cannot overshoot).
+    admitted: std::sync::atomic::AtomicUsize,
 }
 
 /// 128 bits from the OS-seeded CSPRNG, hex-encoded: unguessable and safe in a header.
@@ -47,6 +49,7 @@ impl SessionRegistry {
             shared,
             sessions: DashMap::new(),
             closing: false.into(),
+            admitted: 0.into(),
         })
     }
 
@@ -73,7 +76,12 @@ impl SessionRegistry {
             return Err(CreateError::ShuttingDown);
         }
         let max = self.shared.limits.max_sessions;
-        if self.sessions.len() >= max {
+        let reserved = self
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        if reserved.is_err() {
             return Err(CreateError::Full(max));
         }
         let id = new_session_id();
@@ -85,9 +93,13 @@ impl SessionRegistry {
             shared: self.shared.clone(),
             registry: Arc::downgrade(self),
         };
-        let (actor, _) = Actor::spawn(None, SessionActor, args)
-            .await
-            .map_err(|e| CreateError::Spawn(e.to_string()))?;
+        let (actor, _) = match Actor::spawn(None, SessionActor, args).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.admitted.fetch_sub(1, Ordering::AcqRel);
+                return Err(CreateError::Spawn(e.to_string()));
+            }
+        };
         let limit = self.shared.limits.max_in_flight;
         let handle = SessionHandle {
             id: id.clone(),
@@ -117,13 +129,16 @@ impl SessionRegistry {
     /// Ends a session (DELETE, expiry, shutdown): its backend sessions are closed.
     pub fn remove(&self, id: &str, reason: &str) -> Option<SessionHandle> {
         let (_, h) = self.sessions.remove(id)?;
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
         h.stop(reason);
         Some(h)
     }
 
     /// Forgets a session whose actor already stopped.
     pub(crate) fn forget(&self, id: &str) {
-        self.sessions.remove(id);
+        if self.sessions.remove(id).is_some() {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Expires idle sessions until `shutdown`.
@@ -205,6 +220,7 @@ impl SessionRegistry {
         self.closing.store(true, Ordering::Release);
         let handles: Vec<SessionHandle> = self.sessions.iter().map(|e| e.value().clone()).collect();
         self.sessions.clear();
+        self.admitted.store(0, Ordering::Release);
         let waits = handles.into_iter().map(|h| {
             let cell = h.actor.get_cell();
             async move {

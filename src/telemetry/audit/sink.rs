@@ -20,7 +20,7 @@ pub fn log_files(active: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// `(N, path)` of every `active.N`, sorted by N.
-fn rotated_files(active: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+pub(super) fn rotated_files(active: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let Some(name) = active.file_name().and_then(|n| n.to_str()) else {
         return Ok(Vec::new());
     };
@@ -101,6 +101,57 @@ fn read_tail(file: &File, len: u64) -> std::io::Result<Tail> {
     }
 }
 
+fn file_len(f: &File, path: &Path) -> Result<u64, AuditError> {
+    Ok(f.metadata()
+        .map_err(|e| AuditError::io(path, "stat", e))?
+        .len())
+}
+
+/// Where the chain stands at the end of `path`: `(prev, next seq, marker)`. A truncated last line
+/// is cut off, and the returned `chain_restart` marker says so; a broken last complete line is
+/// an error.
+fn resume(path: &Path) -> Result<(String, u64, Option<AuditRecord>), AuditError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| AuditError::io(path, "open", e))?;
+    let len = file_len(&file, path)?;
+    let tail = read_tail(&file, len).map_err(|e| AuditError::io(path, "read", e))?;
+    let (prev, next_seq) = match &tail.last_line {
+        None => (GENESIS.to_string(), 1),
+        Some(line) => {
+            let facts = check_line(line).map_err(|(seq, problem)| AuditError::Corrupt {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "its last complete record{} is broken: {problem}; refusing to extend the chain (run `switchboard audit verify`)",
+                    seq.map(|s| format!(" (seq {s})")).unwrap_or_default()
+                ),
+            })?;
+            (sha256_hex(line), facts.seq + 1)
+        }
+    };
+    let discarded = len - tail.complete_len;
+    if discarded == 0 {
+        return Ok((prev, next_seq, None));
+    }
+    let mut cut = vec![0; usize::try_from(discarded).unwrap_or(0)];
+    let cut_hash = match file.read_exact_at(&mut cut, tail.complete_len) {
+        Ok(()) => sha256_hex(&cut),
+        Err(_) => "unreadable".into(),
+    };
+    file.set_len(tail.complete_len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AuditError::io(path, "truncate", e))?;
+    tracing::warn!(file = %path.display(), discarded, "audit log ended in a truncated line; the chain restarts from the last complete record");
+    let note = format!(
+        "unclean shutdown: discarded a truncated last line of {} ({discarded} bytes, sha256 {cut_hash}); the chain continues from seq {}",
+        path.display(),
+        next_seq - 1
+    );
+    Ok((prev, next_seq, Some(AuditRecord::chain_restart(note))))
+}
+
 /// The open log: the active file and where the chain stands.
 pub(super) struct Sink {
     path: PathBuf,
@@ -136,74 +187,17 @@ impl Sink {
             .open(path)
             .map_err(|e| AuditError::io(path, "open", e))?;
         sync_dir(&dir)?;
-        let len = file
-            .metadata()
-            .map_err(|e| AuditError::io(path, "stat", e))?
-            .len();
         // The chain's tail is in the active file, or (right after a rotation) the newest rotated one.
-        let (tail_path, tail_file) = match rotated.last() {
-            Some((_, last)) if len == 0 => {
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(last)
-                    .map_err(|e| AuditError::io(last, "open", e))?;
-                (last.clone(), f)
-            }
-            _ => (
-                path.to_path_buf(),
-                file.try_clone()
-                    .map_err(|e| AuditError::io(path, "open", e))?,
-            ),
+        let tail_path = match rotated.last() {
+            Some((_, last)) if file_len(&file, path)? == 0 => last.clone(),
+            _ => path.to_path_buf(),
         };
-        let tail_len = tail_file
-            .metadata()
-            .map_err(|e| AuditError::io(&tail_path, "stat", e))?
-            .len();
-        let tail =
-            read_tail(&tail_file, tail_len).map_err(|e| AuditError::io(&tail_path, "read", e))?;
-        let (prev, next_seq) = match &tail.last_line {
-            None => (GENESIS.to_string(), 1),
-            Some(line) => {
-                let facts = check_line(line).map_err(|(seq, problem)| AuditError::Corrupt {
-                    path: tail_path.clone(),
-                    problem: format!(
-                        "its last complete record{} is broken: {problem}; refusing to extend the chain (run `switchboard audit verify`)",
-                        seq.map(|s| format!(" (seq {s})")).unwrap_or_default()
-                    ),
-                })?;
-                (sha256_hex(line), facts.seq + 1)
-            }
-        };
-        let mut marker = None;
-        let discarded = tail_len - tail.complete_len;
-        if discarded > 0 {
-            let mut cut = vec![0; usize::try_from(discarded).unwrap_or(0)];
-            let cut_hash = match tail_file.read_exact_at(&mut cut, tail.complete_len) {
-                Ok(()) => sha256_hex(&cut),
-                Err(_) => "unreadable".into(),
-            };
-            tail_file
-                .set_len(tail.complete_len)
-                .and_then(|()| tail_file.sync_all())
-                .map_err(|e| AuditError::io(&tail_path, "truncate", e))?;
-            let note = format!(
-                "unclean shutdown: discarded a truncated last line of {} ({discarded} bytes, sha256 {cut_hash}); the chain continues from seq {}",
-                tail_path.display(),
-                next_seq - 1
-            );
-            tracing::warn!(file = %tail_path.display(), discarded, "audit log ended in a truncated line; chain restarts from the last complete record");
-            marker = Some(AuditRecord::chain_restart(note));
-        }
-        let size = file
-            .metadata()
-            .map_err(|e| AuditError::io(path, "stat", e))?
-            .len();
+        let (prev, next_seq, marker) = resume(&tail_path)?;
         let sink = Sink {
             path: path.to_path_buf(),
             dir,
+            size: file_len(&file, path)?,
             file,
-            size,
             prev,
             next_seq,
             next_rotation: rotated.last().map_or(1, |(n, _)| n + 1),

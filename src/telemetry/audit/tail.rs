@@ -2,17 +2,18 @@
 //! across rotations (bounded polling).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::fs::File;
 use tokio::io::AsyncReadExt;
 
 use super::AuditError;
+use super::sink::rotated_files;
 
 /// Calls `emit` with every complete line (without its newline) of `path`. With `follow`, polls
-/// every `poll` for more; when the file is rotated away, finishes the old file and reopens `path`.
-/// Without `follow`, returns at the end of the file.
+/// every `poll` for more; when the file is rotated away, finishes it, then every file rotated after
+/// it (`path.N+1`, …), then continues with the new `path`. Without `follow`, returns at the end.
 pub async fn tail(
     path: &Path,
     follow: bool,
@@ -35,8 +36,8 @@ pub async fn tail(
         if !follow {
             return Ok(());
         }
-        // At the end. A different file at `path` means ours was rotated away: it gets no more
-        // writes once renamed, so drain it to the end first, then switch.
+        // At the end of our file. A different file at `path` means ours was rotated away; it gets
+        // no more writes once renamed, so what follows it is the next rotated file or `path`.
         match tokio::fs::metadata(path).await {
             Ok(m) if m.ino() != ino => {
                 file.read_to_end(&mut pending)
@@ -44,11 +45,42 @@ pub async fn tail(
                     .map_err(|e| AuditError::io(path, "read", e))?;
                 emit_lines(&mut pending, &mut emit)?;
                 pending.clear();
-                (file, ino) = open(path, true, poll).await?;
+                (file, ino) = match successor(path, ino).await? {
+                    Some(next) => open(&next, false, poll).await?,
+                    None => {
+                        let (f, i) = open(path, true, poll).await?;
+                        // A rotation between the listing and the open would skip a file: re-check.
+                        match successor(path, ino).await? {
+                            Some(next) if file_ino(&next).await != Some(i) => {
+                                open(&next, false, poll).await?
+                            }
+                            _ => (f, i),
+                        }
+                    }
+                };
             }
             _ => tokio::time::sleep(poll).await,
         }
     }
+}
+
+/// The rotated file that follows the one with inode `ino`, if any.
+async fn successor(path: &Path, ino: u64) -> Result<Option<PathBuf>, AuditError> {
+    let active = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let files =
+            rotated_files(&active).map_err(|e| AuditError::io(&active, "list rotated files", e))?;
+        let pos = files
+            .iter()
+            .position(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.ino() == ino));
+        Ok(pos.and_then(|i| files.get(i + 1)).map(|(_, p)| p.clone()))
+    })
+    .await
+    .map_err(|_| AuditError::Closed)?
+}
+
+async fn file_ino(p: &Path) -> Option<u64> {
+    tokio::fs::metadata(p).await.ok().map(|m| m.ino())
 }
 
 /// Emits every complete line in `pending` and keeps the unfinished rest.

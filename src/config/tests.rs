@@ -90,7 +90,11 @@ const ONE_BACKEND: &str = "backends: [{name: a, transport: stdio, command: x}]\n
 fn audit_is_off_by_default_and_parses_with_defaults() {
     let c = load(ONE_BACKEND, &[]).unwrap();
     assert_eq!(c.audit, None);
-    let c = load(&format!("{ONE_BACKEND}audit: {{path: /tmp/a.jsonl}}\n"), &[]).unwrap();
+    let c = load(
+        &format!("{ONE_BACKEND}audit: {{path: /tmp/a.jsonl}}\n"),
+        &[],
+    )
+    .unwrap();
     let a = c.audit.unwrap();
     assert_eq!(a.path, PathBuf::from("/tmp/a.jsonl"));
     assert_eq!(
@@ -99,14 +103,20 @@ fn audit_is_off_by_default_and_parses_with_defaults() {
     );
     assert_eq!(a.max_file_bytes, 100 * 1024 * 1024);
     let c = load(
-        &format!("{ONE_BACKEND}audit: {{path: a.jsonl, durability: fsync, max_file_bytes: 65536}}\n"),
+        &format!(
+            "{ONE_BACKEND}audit: {{path: a.jsonl, durability: fsync, max_file_bytes: 65536}}\n"
+        ),
         &[],
     )
     .unwrap();
     let a = c.audit.unwrap();
     assert_eq!(a.durability, AuditDurability::Fsync);
     assert_eq!(a.max_file_bytes, 65536);
-    let c = load(&format!("{ONE_BACKEND}audit: {{path: a.jsonl, interval: 200ms}}\n"), &[]).unwrap();
+    let c = load(
+        &format!("{ONE_BACKEND}audit: {{path: a.jsonl, interval: 200ms}}\n"),
+        &[],
+    )
+    .unwrap();
     assert_eq!(
         c.audit.unwrap().durability,
         AuditDurability::Interval(Duration::from_millis(200))
@@ -115,7 +125,11 @@ fn audit_is_off_by_default_and_parses_with_defaults() {
 
 #[test]
 fn audit_errors_name_the_field() {
-    let e = load(&format!("{ONE_BACKEND}audit: {{path: a, fsync: true}}\n"), &[]).unwrap_err();
+    let e = load(
+        &format!("{ONE_BACKEND}audit: {{path: a, fsync: true}}\n"),
+        &[],
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("fsync"), "{e}");
     let fields = |yaml: &str| -> Vec<String> {
         problems(&format!("{ONE_BACKEND}{yaml}"))
@@ -132,7 +146,10 @@ fn audit_errors_name_the_field() {
         fields("audit: {path: a, durability: fsync, interval: 5ms}\n"),
         ["audit.interval"]
     );
-    assert_eq!(fields("audit: {path: a, interval: 0s}\n"), ["audit.interval"]);
+    assert_eq!(
+        fields("audit: {path: a, interval: 0s}\n"),
+        ["audit.interval"]
+    );
     assert_eq!(
         fields("audit: {path: a, max_file_bytes: 10}\n"),
         ["audit.max_file_bytes"]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::raw::{RawAudit, RawBackend, RawConfig, RawListener};
 use super::{
-    AuditConfig, AuditDurability, BackendConfig, Config, ListenerConfig, LogConfig, NamingPolicy, Secret, SessionConfig,
-    Timeouts, TransportConfig,
+    AuditConfig, AuditDurability, BackendConfig, Config, ListenerConfig, LogConfig, NamingPolicy,
+    Secret, SessionConfig, Timeouts, TransportConfig,
 };
 
 /// One problem with one field.
@@ -163,7 +163,10 @@ fn audit(a: RawAudit, errs: &mut Errors) -> Option<AuditConfig> {
     let path = match a.path {
         Some(p) if !p.trim().is_empty() => PathBuf::from(p),
         _ => {
-            errs.push("audit.path", "is required when the audit section is present");
+            errs.push(
+                "audit.path",
+                "is required when the audit section is present",
+            );
             return None;
         }
     };

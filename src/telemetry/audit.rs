@@ -83,7 +83,10 @@ impl std::fmt::Display for Break {
                 write!(f, "missing record (expected seq {expected}, found {found})")
             }
             Break::OutOfOrder { expected, found } => {
-                write!(f, "record out of order (expected seq {expected}, found {found})")
+                write!(
+                    f,
+                    "record out of order (expected seq {expected}, found {found})"
+                )
             }
         }
     }

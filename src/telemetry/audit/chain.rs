@@ -18,7 +18,11 @@ pub(super) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Appends the line of `record` chained to `prev` (without a newline) to `out`.
-pub(super) fn encode(record: &AuditRecord, prev: &str, out: &mut Vec<u8>) -> Result<(), AuditError> {
+pub(super) fn encode(
+    record: &AuditRecord,
+    prev: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), AuditError> {
     let value = serde_json::to_value(record).map_err(|e| AuditError::Encode(e.to_string()))?;
     let Value::Object(mut map) = value else {
         return Err(AuditError::Encode("a record is not a JSON object".into()));

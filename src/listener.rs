@@ -1,10 +1,12 @@
 //! Downstream listeners: the Streamable HTTP endpoint (`/mcp`, `/servers/{backend}/mcp`), health
 //! probes, and the checks every request passes before it reaches a session.
 
+mod handshake;
 pub mod origin;
 mod reply;
 mod sse_body;
 mod streamable_http;
+mod websocket;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -64,6 +66,7 @@ pub fn router(state: Arc<ListenerState>) -> Router {
     let guarded = Router::new()
         .route("/mcp", mcp)
         .route("/servers/{backend}/mcp", virt)
+        .route("/ws", get(websocket::upgrade))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::disable());
     Router::new()

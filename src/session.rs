@@ -113,6 +113,12 @@ impl SessionHandle {
         self.last_activity.load(Ordering::Relaxed)
     }
 
+    /// Requests of this session still waiting for their answer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight_limit
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
     /// Hands a client request to the session; its answer (and anything sent before it) arrives on
     /// the returned receiver. `stream` is the id used for SSE event ids.
     pub fn request(

@@ -2,6 +2,7 @@
 //! our conformance fixture backend: on the virtual server `/servers/conformance/mcp` and on the
 //! merged `/mcp` (next to another backend). Every scenario in `tests/conformance/pass-list.txt`
 //! must pass with no failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 #[path = "common/gateway.rs"]
 mod gateway;

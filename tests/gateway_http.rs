@@ -1,5 +1,6 @@
 //! The gateway's Streamable HTTP endpoint, driven by a raw HTTP client in front of real fixture
 //! backends (our notes/tickets over stdio, lab over Streamable HTTP).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 #[path = "common/gateway.rs"]
 mod gateway;
@@ -508,5 +509,126 @@ async fn get_stream_delivers_list_changed_and_resumes_with_last_event_id() {
         )
         .await;
     assert_eq!(r.status, 400);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn client_cancellation_reaches_the_backend_and_the_session_carries_on() {
+    let (gw, _lab) = demo_gateway().await;
+    let c = RawClient::connect(&gw.url).await;
+    let stats = |v: &Value| -> u64 {
+        serde_json::from_str::<Value>(&text(v)).unwrap()["cancelled"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = stats(&c.tool(1, "stats", json!({})).await);
+    // With a progress token, lab's sleep announces itself: we cancel only once it really runs.
+    let mut resp = c
+        .request(reqwest::Method::POST)
+        .body(json!({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"sleep","arguments":{"ms":60000},"_meta":{"progressToken":1}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    while !buf.contains("notifications/progress") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("sleep started")
+            .unwrap()
+            .unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let r = c.post(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"user pressed stop"}})).await;
+    assert_eq!(r.status, 202);
+    // The gateway ends that request's stream without an answer (the spec's rule for cancelled requests).
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), resp.text())
+        .await
+        .expect("stream ends")
+        .unwrap_or_default();
+    assert!(
+        !rest.contains("\"id\":\"slow\""),
+        "no response after cancellation: {rest}"
+    );
+    // The backend saw the cancellation (its counter moved), and the session still works.
+    let mut seen = before;
+    for i in 0..100 {
+        seen = stats(&c.tool(10 + i, "stats", json!({})).await);
+        if seen > before {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        before + 1,
+        "lab aborted exactly the cancelled request"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_probes_answer_without_leaking_anything() {
+    // A backend that never completes its handshake keeps the gateway not-ready...
+    let silent = "  - name: silent\n    transport: stdio\n    command: sleep\n    args: ['3600']\n    timeouts: {connect: 60s}\n".to_string();
+    let yaml = format!("listeners: [{{name: t, bind: '127.0.0.1:0'}}]\nbackends:\n{silent}");
+    let gw = switchboard::gateway::Gateway::start(
+        switchboard::config::Config::from_yaml(&yaml).unwrap(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", gw.local_addrs()[0]);
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body = ready.text().await.unwrap();
+    assert!(
+        !body.contains("silent") && !body.contains("sleep"),
+        "no backend names or commands: {body}"
+    );
+    gw.shutdown().await;
+    // ...and a gateway whose backends answered is ready.
+    let (gw, _lab) = demo_gateway().await;
+    let ready = http
+        .get(format!("{}/readyz", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        http.get(format!("{}/nope", gw.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_call_stalls_neither_other_backends_nor_other_sessions() {
+    let (gw, _lab) = demo_gateway().await;
+    let c = RawClient::connect(&gw.url).await;
+    let other = RawClient::connect(&gw.url).await;
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.tool(1, "sleep", json!({"ms": 3000})).await })
+    };
+    // While the slow call is in flight: the same session reaches another backend, and another
+    // session reaches the same backend.
+    let note = c
+        .tool(2, "add_note", json!({"title": "quick", "body": "b"}))
+        .await;
+    assert!(text(&note).contains("quick"));
+    assert_eq!(
+        text(&other.tool(3, "echo", json!({"text": "fast"})).await),
+        "fast"
+    );
+    assert!(
+        !slow.is_finished(),
+        "both finished while the slow call was still running"
+    );
+    assert_eq!(text(&slow.await.unwrap()), "slept");
     gw.stop().await;
 }

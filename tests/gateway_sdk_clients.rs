@@ -1,6 +1,7 @@
 //! Real SDK clients (the official Python SDK `mcp` and the TypeScript SDK) talking to the gateway,
 //! which fronts a mixed fleet: `server-everything` and `server-memory` over stdio, our lab fixture
 //! over Streamable HTTP and our notes fixture over stdio.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 #[path = "common/gateway.rs"]
 mod gateway;

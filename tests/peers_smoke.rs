@@ -3,6 +3,7 @@
 //! `server-everything` directly, the stdio peers answer `initialize`, and the conformance
 //! suite's results are parsed. If these fail, gateway tests built on the same helpers
 //! cannot be trusted; run `./scripts/test` to (re)install the peers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 #[path = "common/peers.rs"]
 mod peers;

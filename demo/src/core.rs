@@ -13,6 +13,7 @@ pub(crate) mod context;
 pub(crate) mod hub;
 pub(crate) mod session;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -45,6 +46,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A fixture plus its change hub: everything a transport needs to serve MCP.
+/// Requests this process aborted because the client cancelled them (the lab's `stats` tool
+/// reports it, so tests can see that a cancellation reached the backend).
+pub(crate) static CANCELLED: AtomicU64 = AtomicU64::new(0);
+
 pub(crate) struct Server {
     backend: AnyBackend,
     capabilities: Value,
@@ -117,8 +122,9 @@ impl Server {
     pub(crate) fn handle_notification(&self, session: &Session, method: &str, params: &Value) {
         if method == "notifications/cancelled"
             && let Some(id) = params.get("requestId")
+            && session.cancel(id)
         {
-            session.cancel(id);
+            CANCELLED.fetch_add(1, Ordering::Relaxed);
         }
         // notifications/initialized, roots/list_changed, progress: nothing to do.
     }

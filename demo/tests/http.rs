@@ -104,7 +104,7 @@ async fn lab_pagination_and_fast_json_echo() {
             None => break,
         }
     }
-    assert_eq!(names.len(), 11);
+    assert_eq!(names.len(), 12);
     let reply = c.post(&call(20, "echo", json!({ "text": "ping" }))).await;
     assert!(!reply.is_sse(), "echo must answer with plain JSON");
     assert_eq!(first_text(&reply.response(20).await.0["result"]), "ping");

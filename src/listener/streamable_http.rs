@@ -9,14 +9,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
-use serde_json::{Map, Value, json};
 
 use super::reply::{self, SESSION_HEADER};
-use super::{ListenerState, sse_body};
+use super::{ListenerState, handshake, sse_body};
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{Message, ProtocolVersion, Request, methods};
 use crate::session::streams::event_id;
-use crate::session::{ClientInfo, CreateError, Scope, SessionError, SessionHandle};
+use crate::session::{Scope, SessionError, SessionHandle};
 
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
@@ -273,85 +272,10 @@ async fn forward_request(st: &ListenerState, s: &SessionHandle, req: Request) ->
 }
 
 async fn initialize(st: &ListenerState, scope: Scope, req: Request) -> Response {
-    let params = req.params.clone().unwrap_or_default();
-    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
-        return reply::rpc_error(
-            StatusCode::OK,
-            Some(req.id),
-            codes::INVALID_PARAMS,
-            "params.protocolVersion is required",
-        );
-    };
-    let version = ProtocolVersion::negotiate(requested);
-    let info = params.get("clientInfo");
-    let field = |k: &str| {
-        info.and_then(|i| i.get(k))
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .chars()
-            .take(200)
-            .collect::<String>()
-    };
-    let client = ClientInfo {
-        name: field("name"),
-        version: field("version"),
-        capabilities: params
-            .get("capabilities")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        protocol_version: version,
-    };
-    let handle = match st.registry.create(scope, client, Default::default()).await {
-        Ok(h) => h,
-        Err(e @ (CreateError::Full(_) | CreateError::ShuttingDown)) => {
-            return reply::rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(req.id),
-                codes::LIMIT_EXCEEDED,
-                e.to_string(),
-            );
-        }
-        Err(e) => {
-            return reply::rpc_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some(req.id),
-                codes::INTERNAL_ERROR,
-                e.to_string(),
-            );
-        }
-    };
-    let view = scope.view(&st.shared.catalog);
-    let name = match scope {
-        Scope::Merged(_) => "switchboard".to_string(),
-        Scope::Backend(i) => format!("switchboard/{}", st.shared.catalog.backends()[i].name),
-    };
-    let mut result = Map::new();
-    result.insert("protocolVersion".into(), json!(version.as_str()));
-    result.insert(
-        "capabilities".into(),
-        Value::Object(view.capabilities.clone()),
-    );
-    result.insert("serverInfo".into(), json!({"name": name, "title": "Switchboard MCP gateway", "version": env!("CARGO_PKG_VERSION")}));
-    if let Some(i) = &view.instructions {
-        result.insert("instructions".into(), json!(i));
+    match handshake::initialize(st, scope, req).await {
+        Ok((handle, body)) => reply::with_session(reply::json(StatusCode::OK, body), &handle.id),
+        Err(refused) => reply::json(refused.status, refused.body),
     }
-    tracing::info!(session = %handle.id, client = %handle_client(&params), version = %version, "Session initialized");
-    let body = crate::protocol::Response::ok(req.id, &result)
-        .into_message()
-        .to_bytes();
-    reply::with_session(reply::json(StatusCode::OK, body), &handle.id)
-}
-
-fn handle_client(params: &Map<String, Value>) -> String {
-    params
-        .get("clientInfo")
-        .and_then(|i| i.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("unknown")
-        .chars()
-        .take(60)
-        .collect()
 }
 
 async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {

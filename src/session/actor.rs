@@ -65,7 +65,8 @@ pub enum SessionMsg {
     /// Sending a message to a backend failed.
     SendFailed {
         backend: usize,
-        msg: Message,
+        /// The id of the failed message, when it was a request.
+        id: Option<RequestId>,
         error: UpstreamError,
     },
     /// A backend child finished its handshake.
@@ -181,14 +182,8 @@ impl Actor for SessionActor {
                 msg,
                 related,
             } => st.on_upstream(backend, msg, related),
-            SessionMsg::SendFailed {
-                backend,
-                msg,
-                error,
-            } => {
-                if let Message::Request(r) = msg
-                    && let RequestId::Num(n) = r.id
-                {
+            SessionMsg::SendFailed { backend, id, error } => {
+                if let Some(RequestId::Num(n)) = id {
                     st.fail_one(n, backend_error(&st.shared, backend, &error));
                 }
             }
@@ -256,7 +251,8 @@ impl Actor for SessionActor {
             }
         }
         if st.failures[backend] <= MAX_EAGER_RESTARTS {
-            st.spawn_child(&myself, backend).await;
+            let attempt = st.failures[backend];
+            st.spawn_child(&myself, backend, attempt).await;
         }
         Ok(())
     }
@@ -529,26 +525,29 @@ impl SessionState {
         }
     }
 
-    /// The child for a backend, spawning it on first use.
+    /// The child for a backend, spawning it on first use (or after eager restarts gave up).
+    /// A request is waiting, so it connects at once: backoff paces only the supervisor's own
+    /// restarts, and a failure still counts towards their cap.
     async fn child(
         &mut self,
         myself: &ActorRef<SessionMsg>,
         backend: usize,
     ) -> Option<ActorRef<BackendMsg>> {
         if self.children[backend].is_none() {
-            self.spawn_child(myself, backend).await;
+            self.spawn_child(myself, backend, 0).await;
         }
         self.children[backend].clone()
     }
 
-    async fn spawn_child(&mut self, myself: &ActorRef<SessionMsg>, backend: usize) {
+    /// Starts a backend child; `attempt` (consecutive failures) sets its backoff before connecting.
+    async fn spawn_child(&mut self, myself: &ActorRef<SessionMsg>, backend: usize, attempt: u32) {
         let args = BackendArgs {
             shared: self.shared.clone(),
             backend,
             session: myself.clone(),
             session_id: self.id.clone(),
             client: self.client.clone(),
-            attempt: self.failures[backend],
+            attempt,
             log_level: self.log_level.clone(),
         };
         match Actor::spawn_linked(None, BackendSession, args, myself.get_cell()).await {

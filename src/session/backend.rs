@@ -9,7 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use super::actor::SessionMsg;
 use super::{ClientInfo, Shared};
@@ -57,6 +57,8 @@ pub(super) struct BackendState {
     next_own: i64,
     /// While re-initializing: the id of our `initialize` and the messages waiting for it.
     reinit: Option<(i64, Vec<Message>)>,
+    /// `backend_session{session, backend}`: what the connection's work is logged under.
+    span: tracing::Span,
 }
 
 /// Exponential backoff: 0 for the first start, then 100 ms doubling up to 10 s.
@@ -102,7 +104,11 @@ impl BackendState {
         let cfg = &self.args.shared.catalog.backends()[self.args.backend];
         let timeout = cfg.timeouts.connect;
         let (tx, mut rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-        let up = tokio::time::timeout(timeout, Upstream::connect(cfg, &self.args.shared.pool, tx))
+        // Every line the connection's tasks log (stderr of a stdio backend, HTTP failures)
+        // carries the session and the backend.
+        let span = tracing::info_span!("backend_session", session = %self.args.session_id, backend = %cfg.name);
+        let connect = Upstream::connect(cfg, &self.args.shared.pool, tx).instrument(span.clone());
+        let up = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))??;
         let mut backlog = Vec::new();
@@ -123,12 +129,15 @@ impl BackendState {
                 related: None,
             });
         }
-        self.pump = Some(tokio::spawn(pump(
+        let pump = pump(
             rx,
             self.args.backend,
             self.args.session.clone(),
             myself.clone(),
-        )));
+        );
+        self.pump = Some(tokio::spawn(pump.instrument(span.clone())));
+        self.span = span;
+
         let _ = self.args.session.cast(SessionMsg::BackendReady {
             backend: self.args.backend,
         });
@@ -147,10 +156,11 @@ impl BackendState {
             return;
         }
         let Some(up) = &self.up else { return };
-        if let Err(error) = up.send(msg.clone()).await {
+        let id = request_id(&msg);
+        if let Err(error) = up.send(msg).instrument(self.span.clone()).await {
             let _ = self.args.session.cast(SessionMsg::SendFailed {
                 backend: self.args.backend,
-                msg,
+                id,
                 error,
             });
         }
@@ -179,7 +189,7 @@ impl BackendState {
         {
             let _ = self.args.session.cast(SessionMsg::SendFailed {
                 backend: self.args.backend,
-                msg: unsent,
+                id: request_id(&unsent),
                 error,
             });
             return;
@@ -206,6 +216,13 @@ impl BackendState {
             _ => {}
         }
         Ok(())
+    }
+}
+
+fn request_id(msg: &Message) -> Option<RequestId> {
+    match msg {
+        Message::Request(r) => Some(r.id.clone()),
+        _ => None,
     }
 }
 
@@ -241,7 +258,7 @@ async fn pump(
             UpstreamEvent::SendFailed { msg, error } => {
                 let _ = session.cast(SessionMsg::SendFailed {
                     backend,
-                    msg,
+                    id: request_id(&msg),
                     error,
                 });
             }
@@ -273,6 +290,7 @@ impl Actor for BackendSession {
             pump: None,
             next_own: 0,
             reinit: None,
+            span: tracing::Span::none(),
         })
     }
 

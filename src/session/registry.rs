@@ -111,10 +111,7 @@ impl SessionRegistry {
 
     /// Requests in flight across all sessions (for graceful shutdown).
     pub fn in_flight(&self) -> usize {
-        self.sessions
-            .iter()
-            .map(|s| s.value().in_flight_limit - s.value().in_flight.available_permits())
-            .sum()
+        self.sessions.iter().map(|s| s.value().in_flight()).sum()
     }
 
     /// Ends a session (DELETE, expiry, shutdown): its backend sessions are closed.
@@ -145,7 +142,8 @@ impl SessionRegistry {
         });
     }
 
-    /// Ends every session idle for longer than the TTL; returns how many.
+    /// Ends every session idle for longer than the TTL; returns how many. A session with a
+    /// request in flight is not idle.
     pub fn expire_idle(&self) -> usize {
         self.expire_idle_as_of(self.shared.now_ms())
     }
@@ -156,7 +154,15 @@ impl SessionRegistry {
         let idle: Vec<Arc<str>> = self
             .sessions
             .iter()
-            .filter(|e| now.saturating_sub(e.value().last_activity()) > ttl)
+            .filter(|e| {
+                let s = e.value();
+                if s.in_flight() > 0 {
+                    // Waiting on a call is activity: the idle clock restarts from this sweep.
+                    s.touch(now);
+                    return false;
+                }
+                now.saturating_sub(s.last_activity()) > ttl
+            })
             .map(|e| e.key().clone())
             .collect();
         for id in &idle {

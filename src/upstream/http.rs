@@ -12,7 +12,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, Timeouts, TransportConfig};
@@ -202,12 +202,15 @@ impl Shared {
         F: Future<Output = ()> + Send + 'static,
     {
         let mut stop = self.stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.changed() => {}
-                () = fut => {}
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = fut => {}
+                }
             }
-        })
+            .in_current_span(),
+        )
     }
 
     /// Hands an event to the owner; false once the owner is gone.
@@ -346,6 +349,7 @@ impl Shared {
                     self.consume(resp, Some(&msg), related.as_ref(), &mut cursor)
                         .await
                 }
+                Err(e) if resume_is_hopeless(&e) => return self.send_failed(msg, e).await,
                 Err(e) => Err(e),
             };
         }
@@ -516,6 +520,17 @@ async fn read_body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
     Ok(body.freeze())
 }
 
+/// Whether a failed resume says retrying cannot help: nobody accepts connections (the backend
+/// is down), or the backend refused the stream for good (e.g. 404: it forgot the session).
+/// Timeouts, I/O errors, 5xx, 408, 409 and 429 may pass, so they are retried with backoff.
+fn resume_is_hopeless(e: &UpstreamError) -> bool {
+    match e {
+        UpstreamError::Connect(_) => true,
+        UpstreamError::Status(s) => (400..500).contains(s) && ![408, 409, 429].contains(s),
+        _ => false,
+    }
+}
+
 fn is_method(msg: &Message, method: &str) -> bool {
     msg.method() == Some(method)
 }
@@ -524,5 +539,26 @@ fn request_id(msg: &Message) -> Option<RequestId> {
     match msg {
         Message::Request(r) => Some(r.id.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{UpstreamError, resume_is_hopeless};
+
+    #[test]
+    fn a_resume_is_hopeless_only_when_retrying_cannot_help() {
+        assert!(resume_is_hopeless(&UpstreamError::Connect(
+            "refused".into()
+        )));
+        assert!(resume_is_hopeless(&UpstreamError::Status(404)));
+        assert!(resume_is_hopeless(&UpstreamError::Status(405)));
+        for transient in [408, 409, 429, 500, 502, 503] {
+            assert!(!resume_is_hopeless(&UpstreamError::Status(transient)));
+        }
+        assert!(!resume_is_hopeless(&UpstreamError::Timeout(
+            std::time::Duration::from_secs(1)
+        )));
+        assert!(!resume_is_hopeless(&UpstreamError::Io("reset".into())));
     }
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent, truncate_for_log};
 use crate::config::{BackendConfig, TransportConfig};
@@ -153,9 +153,10 @@ impl StdioUpstream {
         let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
         let (shutdown_tx, shutdown) = oneshot::channel();
         let group_gone = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(write_stdin(name.clone(), stdin, stdin_rx));
-        let stderr = tokio::spawn(log_stderr(name.clone(), stderr));
-        let reader = tokio::spawn(read_stdout(name.clone(), stdout, events.clone()));
+        let writer = tokio::spawn(write_stdin(name.clone(), stdin, stdin_rx).in_current_span());
+        let stderr = tokio::spawn(log_stderr(name.clone(), stderr).in_current_span());
+        let reader =
+            tokio::spawn(read_stdout(name.clone(), stdout, events.clone()).in_current_span());
         let lifecycle = Lifecycle {
             name: name.clone(),
             child,
@@ -172,7 +173,7 @@ impl StdioUpstream {
             stdin: Some(stdin_tx),
             shutdown: Some(shutdown_tx),
             group_gone,
-            lifecycle: AbortOnDrop(tokio::spawn(lifecycle.run())),
+            lifecycle: AbortOnDrop(tokio::spawn(lifecycle.run().in_current_span())),
             _writer: AbortOnDrop(writer),
             _stderr: AbortOnDrop(stderr),
         })

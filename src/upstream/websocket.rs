@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message as Frame, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent, truncate_for_log};
 use crate::config::{BackendConfig, TransportConfig};
@@ -88,8 +88,12 @@ impl WsUpstream {
         let (sink, stream) = socket.split();
         let (out, rx) = mpsc::channel(OUT_QUEUE);
         Ok(Self {
-            reader: AbortOnDrop(tokio::spawn(read_frames(name.clone(), stream, events))),
-            writer: AbortOnDrop(tokio::spawn(write_frames(name.clone(), sink, rx))),
+            reader: AbortOnDrop(tokio::spawn(
+                read_frames(name.clone(), stream, events).in_current_span(),
+            )),
+            writer: AbortOnDrop(tokio::spawn(
+                write_frames(name.clone(), sink, rx).in_current_span(),
+            )),
             name,
             out,
         })

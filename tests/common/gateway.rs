@@ -290,3 +290,131 @@ pub(crate) fn text(resp: &Value) -> String {
         .unwrap_or_else(|| panic!("no text content in {resp}"))
         .to_string()
 }
+
+/// Upper bound for any one awaited condition in lifecycle tests (a failure bound, not a pace).
+pub(crate) const EVENT_WAIT: Duration = Duration::from_secs(20);
+
+impl RawClient {
+    /// Starts a lab `sleep` call (with a progress token) and returns once the backend has begun
+    /// sleeping — its first progress notification arrived. The handle yields the final response.
+    /// `tool` is the name the gateway lists for lab's `sleep`.
+    pub(crate) async fn start_sleep(
+        &self,
+        id: i64,
+        tool: &str,
+        ms: u64,
+    ) -> tokio::task::JoinHandle<Value> {
+        let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{
+            "name": tool, "arguments": {"ms": ms}, "_meta": {"progressToken": format!("sleep-{id}")}}});
+        let req = self.request(reqwest::Method::POST).body(body.to_string());
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut resp = req.send().await.expect("slow call sent");
+            let is_sse = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if !is_sse {
+                // Answered at once (an error): there is no progress to wait for.
+                drop(started_tx);
+                let body = resp.text().await.expect("body");
+                return serde_json::from_str(&body).unwrap_or(Value::String(body));
+            }
+            let mut started_tx = Some(started_tx);
+            let mut buf = String::new();
+            while let Some(chunk) = resp.chunk().await.expect("SSE stream") {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                if started_tx.is_some()
+                    && parse_sse(&buf)
+                        .iter()
+                        .any(|(_, v)| v["method"] == "notifications/progress")
+                    && let Some(tx) = started_tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+            parse_sse(&buf)
+                .into_iter()
+                .map(|(_, v)| v)
+                .rfind(|v| v.get("id") == Some(&json!(id)))
+                .unwrap_or_else(|| panic!("no response event in {buf}"))
+        });
+        // An early error answer drops the sender; the handle then yields that error.
+        let _ = tokio::time::timeout(EVENT_WAIT, started).await;
+        task
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes; returns whether it held. For conditions only
+/// the OS can tell (process exit), where there is no event to await.
+pub(crate) async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `(pid, state, ppid)` of every process in /proc.
+fn proc_table() -> Vec<(i32, char, i32)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+        let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let state = rest.next()?.chars().next()?;
+        let ppid = rest.next()?.parse().ok()?;
+        Some((pid, state, ppid))
+    })
+    .collect()
+}
+
+/// Every live (non-zombie) descendant of `root`: children, grandchildren, …
+pub(crate) fn descendants(root: i32) -> Vec<i32> {
+    let table = proc_table();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, state, ppid) in &table {
+            if ppid == parent && state != 'Z' && !out.contains(&pid) {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `pid` has exited (gone from /proc, or a zombie waiting to be reaped).
+pub(crate) fn is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_none_or(|s| s == "Z" || s == "X"),
+    }
+}
+
+/// Live processes whose environment holds `entry` (`KEY=VALUE`): tells this test's backend
+/// processes apart from those of tests running beside it in the same process.
+pub(crate) fn pids_with_env(entry: &str) -> std::collections::BTreeSet<i32> {
+    proc_table()
+        .into_iter()
+        .filter(|&(_, state, _)| state != 'Z')
+        .filter(|&(pid, _, _)| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == entry.as_bytes()))
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
+}

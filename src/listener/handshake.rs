@@ -1,0 +1,110 @@
+//! The `initialize` handshake shared by the HTTP and WebSocket transports: negotiate the
+//! revision, create the session, and build the merged `initialize` result.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::ListenerState;
+use crate::protocol::jsonrpc::codes;
+use crate::protocol::{ErrorObject, ProtocolVersion, Request, RequestId};
+use crate::session::{ClientInfo, CreateError, Scope, SessionHandle};
+
+/// An `initialize` the gateway refused: the HTTP status and the JSON-RPC error body.
+pub(super) struct Refused {
+    pub(super) status: StatusCode,
+    pub(super) body: Bytes,
+}
+
+fn refuse(status: StatusCode, id: RequestId, code: i64, message: String) -> Refused {
+    let body = crate::protocol::Response::error(id, ErrorObject::new(code, message))
+        .into_message()
+        .to_bytes();
+    Refused { status, body }
+}
+
+pub(super) async fn initialize(
+    st: &ListenerState,
+    scope: Scope,
+    req: Request,
+) -> Result<(SessionHandle, Bytes), Refused> {
+    let params = req.params.clone().unwrap_or_default();
+    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+        return Err(refuse(
+            StatusCode::OK,
+            req.id,
+            codes::INVALID_PARAMS,
+            "params.protocolVersion is required".into(),
+        ));
+    };
+    let version = ProtocolVersion::negotiate(requested);
+    let info = params.get("clientInfo");
+    let field = |k: &str| {
+        info.and_then(|i| i.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    let client = ClientInfo {
+        name: field("name"),
+        version: field("version"),
+        capabilities: params
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        protocol_version: version,
+    };
+    let handle = match st.registry.create(scope, client, Default::default()).await {
+        Ok(h) => h,
+        Err(e @ (CreateError::Full(_) | CreateError::ShuttingDown)) => {
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                req.id,
+                codes::LIMIT_EXCEEDED,
+                e.to_string(),
+            ));
+        }
+        Err(e) => {
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                req.id,
+                codes::INTERNAL_ERROR,
+                e.to_string(),
+            ));
+        }
+    };
+    let view = scope.view(&st.shared.catalog);
+    let name = match scope {
+        Scope::Merged(_) => "switchboard".to_string(),
+        Scope::Backend(i) => format!("switchboard/{}", st.shared.catalog.backends()[i].name),
+    };
+    let mut result = Map::new();
+    result.insert("protocolVersion".into(), json!(version.as_str()));
+    result.insert(
+        "capabilities".into(),
+        Value::Object(view.capabilities.clone()),
+    );
+    result.insert("serverInfo".into(), json!({"name": name, "title": "Switchboard MCP gateway", "version": env!("CARGO_PKG_VERSION")}));
+    if let Some(i) = &view.instructions {
+        result.insert("instructions".into(), json!(i));
+    }
+    tracing::info!(session = %handle.id, client = %handle_client(&params), version = %version, "Session initialized");
+    let body = crate::protocol::Response::ok(req.id, &result)
+        .into_message()
+        .to_bytes();
+    Ok((handle, body))
+}
+
+fn handle_client(params: &Map<String, Value>) -> String {
+    params
+        .get("clientInfo")
+        .and_then(|i| i.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .chars()
+        .take(60)
+        .collect()
+}

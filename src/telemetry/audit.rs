@@ -95,12 +95,12 @@ impl std::fmt::Display for Break {
 /// Everything that goes wrong writing, resuming or verifying an audit log.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("audit log {}: cannot {op}: {source}", path.display())]
+    /// (The I/O error is part of the message, not a `source`, so chains are not printed twice.)
+    #[error("audit log {}: cannot {op}: {error}", path.display())]
     Io {
         path: PathBuf,
         op: &'static str,
-        #[source]
-        source: Arc<std::io::Error>,
+        error: Arc<std::io::Error>,
     },
     /// Resume found a tail it will not repair (only a truncated last line is repaired).
     #[error("audit log {} is corrupt: {problem}", path.display())]
@@ -125,11 +125,11 @@ pub enum AuditError {
 pub type VerifyError = AuditError;
 
 impl AuditError {
-    fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
+    fn io(path: impl Into<PathBuf>, op: &'static str, error: std::io::Error) -> Self {
         AuditError::Io {
             path: path.into(),
             op,
-            source: Arc::new(source),
+            error: Arc::new(error),
         }
     }
 }

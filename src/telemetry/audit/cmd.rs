@@ -10,8 +10,8 @@ use crate::cli::AuditCommand;
 use crate::policy::DecisionRecord;
 
 use super::{
-    AuditConfig, AuditDurability, AuditLog, AuditRecord, CallFacts, Outcome, order_files, tail,
-    verify,
+    AuditConfig, AuditDurability, AuditError, AuditLog, AuditRecord, CallFacts, Outcome,
+    order_files, tail, verify,
 };
 
 const TAIL_POLL: Duration = Duration::from_millis(200);
@@ -27,13 +27,21 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Tail { follow, file } => {
             let mut out = std::io::stdout().lock();
-            tail(&file, follow, TAIL_POLL, |line| {
+            let tailed = tail(&file, follow, TAIL_POLL, |line| {
                 out.write_all(line)?;
                 out.write_all(b"\n")?;
                 out.flush()
             })
-            .await?;
-            Ok(())
+            .await;
+            match tailed {
+                // The reader went away (`| head`): done, not an error.
+                Err(AuditError::Io { error, .. })
+                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    Ok(())
+                }
+                other => Ok(other?),
+            }
         }
         AuditCommand::SelftestWriter {
             file,

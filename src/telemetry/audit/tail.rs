@@ -90,7 +90,7 @@ fn emit_lines(
 ) -> Result<(), AuditError> {
     let mut start = 0;
     while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
-        emit(&pending[start..start + i]).map_err(|e| AuditError::io("stdout", "write", e))?;
+        emit(&pending[start..start + i]).map_err(|e| AuditError::io("<output>", "write", e))?;
         start += i + 1;
     }
     pending.drain(..start);

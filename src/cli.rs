@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `check-config`, and the hidden `demo-backend`.
+//! The command line: `serve` (default), `check-config`, `audit verify|tail`, and the hidden `demo-backend`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,11 @@ pub enum Command {
     },
     /// Validate a configuration file and print what it defines.
     CheckConfig { file: PathBuf },
+    /// Check or follow an audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Serve one of the built-in demo/fixture MCP servers (used by the embedded default config).
     #[command(hide = true)]
     DemoBackend {
@@ -34,5 +39,30 @@ pub enum Command {
         /// Serve Streamable HTTP on this address instead of stdio.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of audit log files (rotated files are put in order: .1, .2, …, then the active file).
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print an audit log's records; with --follow, keep printing as they are appended (across rotations).
+    Tail {
+        #[arg(long, short)]
+        follow: bool,
+        file: PathBuf,
+    },
+    /// Append COUNT records in fsync mode, printing each seq once it is on disk (crash tests).
+    #[command(hide = true)]
+    SelftestWriter {
+        file: PathBuf,
+        count: u64,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 100 * 1024 * 1024)]
+        max_file_bytes: u64,
     },
 }

@@ -18,6 +18,8 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub shutdown_grace: Duration,
     pub log: LogConfig,
+    /// The tamper-evident audit log; `None` (the default) when the `audit:` section is absent.
+    pub audit: Option<AuditConfig>,
 }
 
 /// How merged names are formed when several backends sit behind one endpoint.
@@ -62,6 +64,25 @@ pub struct SessionConfig {
 pub struct LogConfig {
     pub json: bool,
     pub level: String,
+}
+
+/// Where and how durably the audit log is written (`audit:` in the YAML).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The active file (e.g. `/var/log/switchboard/audit.jsonl`); rotated files get `.1`, `.2`, … beside it.
+    pub path: PathBuf,
+    pub durability: AuditDurability,
+    /// The active file is rotated before a write would take it past this size.
+    pub max_file_bytes: u64,
+}
+
+/// When the audit writer calls `fsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditDurability {
+    /// Before acknowledging every batch: nothing acknowledged is ever lost.
+    Fsync,
+    /// At most once per interval: a crash loses at most this much of the log.
+    Interval(Duration),
 }
 
 /// One backend MCP server.

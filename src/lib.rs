@@ -7,7 +7,7 @@
 //! - [`catalog`]: shared discovery of backends' tools/prompts/resources and the merged views.
 //! - [`upstream`]: backend transports (Streamable HTTP, stdio, WebSocket) behind one enum.
 //! - [`protocol`]: pure JSON-RPC/MCP message model and SSE codec (no I/O).
-//! - [`telemetry`]: logging set-up.
+//! - [`telemetry`]: logging set-up and the hash-chained audit log.
 //! - [`config`], [`cli`], [`gateway`]: YAML → validated config, the command line, assembly.
 
 pub mod catalog;

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         }) {
             Command::Serve { config, bind } => serve(config, bind).await,
             Command::CheckConfig { file } => check_config(&file),
+            Command::Audit { command } => switchboard::telemetry::audit::cmd::run(command).await,
             Command::DemoBackend { fixture, http } => demo_backend(&fixture, http).await,
         }
     });
@@ -94,6 +95,14 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     }
     for b in &c.backends {
         println!("  backend {} via {}", b.name, b.transport.kind());
+    }
+    if let Some(a) = &c.audit {
+        println!(
+            "  audit log {} ({:?}, rotate at {} bytes)",
+            a.path.display(),
+            a.durability,
+            a.max_file_bytes
+        );
     }
     Ok(())
 }

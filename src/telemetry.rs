@@ -1,8 +1,10 @@
-//! Process-wide telemetry set-up: structured `tracing` logs (text or JSON) to stderr.
+//! Process-wide telemetry: structured `tracing` logs (text or JSON) to stderr, and the audit log.
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
+
+pub mod audit;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the configured level.
 pub fn init_logging(cfg: &LogConfig) {

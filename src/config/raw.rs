@@ -18,6 +18,17 @@ pub(super) struct RawConfig {
     pub(super) shutdown_grace: Option<Duration>,
     #[serde(default)]
     pub(super) log: RawLog,
+    pub(super) audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) path: Option<String>,
+    pub(super) durability: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) interval: Option<Duration>,
+    pub(super) max_file_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

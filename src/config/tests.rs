@@ -83,3 +83,75 @@ fn durations_and_limits_parse() {
     assert_eq!(c.backends[0].timeouts.request, Duration::from_secs(2));
     assert_eq!(c.backends[0].transport.kind(), "websocket");
 }
+
+const ONE_BACKEND: &str = "backends: [{name: a, transport: stdio, command: x}]\n";
+
+#[test]
+fn audit_is_off_by_default_and_parses_with_defaults() {
+    let c = load(ONE_BACKEND, &[]).unwrap();
+    assert_eq!(c.audit, None);
+    let c = load(
+        &format!("{ONE_BACKEND}audit: {{path: /tmp/a.jsonl}}\n"),
+        &[],
+    )
+    .unwrap();
+    let a = c.audit.unwrap();
+    assert_eq!(a.path, PathBuf::from("/tmp/a.jsonl"));
+    assert_eq!(
+        a.durability,
+        AuditDurability::Interval(Duration::from_millis(50))
+    );
+    assert_eq!(a.max_file_bytes, 100 * 1024 * 1024);
+    let c = load(
+        &format!(
+            "{ONE_BACKEND}audit: {{path: a.jsonl, durability: fsync, max_file_bytes: 65536}}\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    let a = c.audit.unwrap();
+    assert_eq!(a.durability, AuditDurability::Fsync);
+    assert_eq!(a.max_file_bytes, 65536);
+    let c = load(
+        &format!("{ONE_BACKEND}audit: {{path: a.jsonl, interval: 200ms}}\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.audit.unwrap().durability,
+        AuditDurability::Interval(Duration::from_millis(200))
+    );
+}
+
+#[test]
+fn audit_errors_name_the_field() {
+    let e = load(
+        &format!("{ONE_BACKEND}audit: {{path: a, fsync: true}}\n"),
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("fsync"), "{e}");
+    let fields = |yaml: &str| -> Vec<String> {
+        problems(&format!("{ONE_BACKEND}{yaml}"))
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    };
+    assert_eq!(fields("audit: {durability: fsync}\n"), ["audit.path"]);
+    assert_eq!(
+        fields("audit: {path: a, durability: sometimes}\n"),
+        ["audit.durability"]
+    );
+    assert_eq!(
+        fields("audit: {path: a, durability: fsync, interval: 5ms}\n"),
+        ["audit.interval"]
+    );
+    assert_eq!(
+        fields("audit: {path: a, interval: 0s}\n"),
+        ["audit.interval"]
+    );
+    assert_eq!(
+        fields("audit: {path: a, max_file_bytes: 10}\n"),
+        ["audit.max_file_bytes"]
+    );
+}

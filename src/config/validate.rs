@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawBackend, RawConfig, RawListener};
+use super::raw::{RawAudit, RawBackend, RawConfig, RawListener};
 use super::{
-    BackendConfig, Config, ListenerConfig, LogConfig, NamingPolicy, Secret, SessionConfig,
-    Timeouts, TransportConfig,
+    AuditConfig, AuditDurability, BackendConfig, Config, ListenerConfig, LogConfig, NamingPolicy,
+    Secret, SessionConfig, Timeouts, TransportConfig,
 };
 
 /// One problem with one field.
@@ -141,6 +141,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         },
         level: raw.log.level.unwrap_or_else(|| "info".into()),
     };
+    let audit = raw.audit.and_then(|a| audit(a, &mut errs));
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
@@ -150,6 +151,58 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         sessions,
         shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(10)),
         log,
+        audit,
+    })
+}
+
+const DEFAULT_AUDIT_INTERVAL: Duration = Duration::from_millis(50);
+const DEFAULT_AUDIT_MAX_FILE: u64 = 100 * 1024 * 1024;
+const MIN_AUDIT_MAX_FILE: u64 = 4096;
+
+fn audit(a: RawAudit, errs: &mut Errors) -> Option<AuditConfig> {
+    let path = match a.path {
+        Some(p) if !p.trim().is_empty() => PathBuf::from(p),
+        _ => {
+            errs.push(
+                "audit.path",
+                "is required when the audit section is present",
+            );
+            return None;
+        }
+    };
+    let durability = match a.durability.as_deref() {
+        None | Some("interval") => {
+            let interval = a.interval.unwrap_or(DEFAULT_AUDIT_INTERVAL);
+            if interval.is_zero() {
+                errs.push("audit.interval", "must be greater than zero");
+            }
+            AuditDurability::Interval(interval)
+        }
+        Some("fsync") => {
+            if a.interval.is_some() {
+                errs.push("audit.interval", "only applies to durability: interval");
+            }
+            AuditDurability::Fsync
+        }
+        Some(other) => {
+            errs.push(
+                "audit.durability",
+                format!("expected \"fsync\" or \"interval\", got {other:?}"),
+            );
+            return None;
+        }
+    };
+    let max_file_bytes = a.max_file_bytes.unwrap_or(DEFAULT_AUDIT_MAX_FILE);
+    if max_file_bytes < MIN_AUDIT_MAX_FILE {
+        errs.push(
+            "audit.max_file_bytes",
+            format!("must be at least {MIN_AUDIT_MAX_FILE}"),
+        );
+    }
+    Some(AuditConfig {
+        path,
+        durability,
+        max_file_bytes,
     })
 }
 

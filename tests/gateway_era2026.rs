@@ -160,6 +160,72 @@ async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitatio
 }
 
 #[tokio::test]
+async fn python_sdk_in_2026_mode_hears_list_changes_on_subscriptions_listen() {
+    let (gw, _lab) = fleet().await;
+    let w = peers::py_client(
+        &gw.url,
+        &[
+            "--era",
+            "2026",
+            "watch-list-changed",
+            "add_tool",
+            r#"{"name":"fresh_2026"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(w["listChanged"], true, "{w}");
+    assert!(
+        strings(&w["tools"]).contains(&"fresh_2026".to_string()),
+        "{w}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn listen_acknowledges_the_honoured_filter_first() {
+    let (gw, _lab) = fleet().await;
+    let c = RawClient::new(&gw.url);
+    let mut params =
+        json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x://y"]}});
+    params["_meta"] = meta();
+    let mut resp = c
+        .bare_post()
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", V)
+        .header("mcp-method", "subscriptions/listen")
+        .body(json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": params}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut buf = String::new();
+    while parse_sse(&buf).is_empty() {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("acknowledgement within 10 s")
+            .unwrap()
+            .expect("stream open");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let (_, ack) = parse_sse(&buf).remove(0);
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+    drop(resp);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn discover_and_lists_carry_the_2026_result_envelope() {
     let (gw, _lab) = fleet().await;
     let c = RawClient::new(&gw.url);

@@ -5,8 +5,11 @@
 
 #![allow(clippy::result_large_err)] // handlers return ready-made HTTP responses as errors
 
+mod listen;
+
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -111,6 +114,7 @@ async fn request(st: &ListenerState, scope: Scope, h: &HeaderMap, req: Request) 
     let principal = Arc::new(Principal::default());
     match req.method.as_str() {
         methods::SERVER_DISCOVER => discover(st, scope, req.id, &info),
+        era2026::SUBSCRIPTIONS_LISTEN => listen::listen(st, scope, req.id, req.params.as_ref()),
         methods::TOOLS_LIST
         | methods::PROMPTS_LIST
         | methods::RESOURCES_LIST
@@ -152,10 +156,13 @@ fn discover(st: &ListenerState, scope: Scope, id: RequestId, info: &Value) -> Re
     );
     let mut result = Map::new();
     result.insert("supportedVersions".into(), json!(supported));
-    result.insert(
-        "capabilities".into(),
-        Value::Object(view.capabilities.clone()),
-    );
+    let mut capabilities = view.capabilities.clone();
+    // Resource updates need `resources/subscribe`, which 2026-07-28 replaced by
+    // `subscriptions/listen` resource filters — not offered yet.
+    if let Some(Value::Object(r)) = capabilities.get_mut("resources") {
+        r.remove("subscribe");
+    }
+    result.insert("capabilities".into(), Value::Object(capabilities));
     if let Some(i) = &view.instructions {
         result.insert("instructions".into(), json!(i));
     }
@@ -469,13 +476,21 @@ async fn respond(mut call: Call) -> Response {
             }
         }
     });
-    sse_response(rx)
+    sse_response(rx, None)
 }
 
-fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response {
-    let body = stream::unfold(rx, |mut rx| async move {
-        let b = rx.recv().await?;
-        Some((sse::encode_message(None, &b), rx))
+/// An SSE body of JSON-RPC messages (no ids: 2026 streams do not resume); with `keep_alive`, a
+/// comment whenever the stream was quiet that long.
+fn sse_response(rx: mpsc::Receiver<Bytes>, keep_alive: Option<Duration>) -> Response {
+    let body = stream::unfold(rx, move |mut rx| async move {
+        let next = match keep_alive {
+            Some(d) => match tokio::time::timeout(d, rx.recv()).await {
+                Ok(x) => x,
+                Err(_) => return Some((sse::comment("keep-alive"), rx)),
+            },
+            None => rx.recv().await,
+        };
+        Some((sse::encode_message(None, &next?), rx))
     });
     let mut r = Response::new(Body::from_stream(body.map(Ok::<_, Infallible>)));
     let h = r.headers_mut();

@@ -35,6 +35,8 @@ pub struct SessionRegistry {
     /// The gateway-held sessions of stateless clients, by principal and scope.
     stateless: PrincipalSessions,
     closing: std::sync::atomic::AtomicBool,
+    /// Cancelled by `close_all`: long-lived streams outside sessions end with it.
+    closed: CancellationToken,
 }
 
 /// 128 bits from the OS-seeded CSPRNG, hex-encoded: unguessable and safe in a header.
@@ -51,11 +53,17 @@ impl SessionRegistry {
             sessions: DashMap::new(),
             stateless: PrincipalSessions::default(),
             closing: false.into(),
+            closed: CancellationToken::new(),
         })
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Cancelled when the gateway ends every session (shutdown).
+    pub fn closing(&self) -> CancellationToken {
+        self.closed.clone()
     }
 
     pub fn len(&self) -> usize {
@@ -236,6 +244,7 @@ impl SessionRegistry {
     /// backend sessions to close.
     pub async fn close_all(&self, deadline: Duration) {
         self.closing.store(true, Ordering::Release);
+        self.closed.cancel();
         let handles: Vec<SessionHandle> = self.sessions.iter().map(|e| e.value().clone()).collect();
         self.sessions.clear();
         let waits = handles.into_iter().map(|h| {

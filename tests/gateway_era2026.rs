@@ -105,6 +105,15 @@ async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitatio
         assert!(tools.contains(&t.to_string()), "{t} missing from {tools:?}");
     }
 
+    // `auto` probes server/discover and stays modern.
+    let auto = peers::py_client(&url, &["--era", "auto", "list"]).await;
+    assert_eq!(auto["protocolVersion"], V, "{auto}");
+    assert_eq!(auto["serverInfo"]["name"], "switchboard", "{auto}");
+    assert!(
+        strings(&auto["tools"]).contains(&"echo".to_string()),
+        "{auto}"
+    );
+
     let echo = peers::py_client(
         &url,
         &["--era", "2026", "call", "echo", r#"{"text":"hi 2026"}"#],
@@ -502,5 +511,59 @@ async fn sessionful_clients_are_unaffected_next_to_stateless_ones() {
     // The Python SDK in legacy mode, as before.
     let legacy = peers::py_client(&gw.url, &["call", "echo", r#"{"text":"legacy"}"#]).await;
     assert_eq!(tool_text(&legacy), "legacy", "{legacy}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn principals_get_their_own_sessions_and_cannot_redeem_each_others_request_state() {
+    use std::sync::Arc;
+    use switchboard::config::NamingPolicy;
+    use switchboard::policy::Principal;
+    use switchboard::protocol::RequestId;
+    use switchboard::session::{PARK_TTL, Parked, Scope};
+
+    let (gw, _lab) = fleet().await;
+    let reg = gw.gateway().registry().clone();
+    let who = |s: &str| {
+        Arc::new(Principal {
+            subject: Some(s.into()),
+            roles: vec![],
+        })
+    };
+    let (alice, bob) = (who("alice"), who("bob"));
+    let scope = Scope::Merged(NamingPolicy::OnCollision);
+    let a = reg.stateless_session(&alice, scope).await.unwrap();
+    let again = reg.stateless_session(&alice, scope).await.unwrap();
+    let b = reg.stateless_session(&bob, scope).await.unwrap();
+    assert_eq!(a.session.id, again.session.id, "one session per principal");
+    assert_ne!(
+        a.session.id, b.session.id,
+        "principals never share backend sessions"
+    );
+
+    // A gateway-held session is not reachable as a 2025 Mcp-Session-Id.
+    let mut sneaky = RawClient::new(&gw.url);
+    sneaky.session = Some(a.session.id.to_string());
+    let r = sneaky
+        .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    let parked = Parked {
+        rx,
+        internal_id: RequestId::Str("stateless-test".into()),
+        method: "tools/call".into(),
+        target: Some("echo".into()),
+        waiting: vec![],
+        input_requests: Default::default(),
+        expires: tokio::time::Instant::now() + PARK_TTL,
+    };
+    let state = a.park(parked).unwrap();
+    assert!(
+        b.unpark(&state, "tools/call", Some("echo")).is_err(),
+        "bob redeemed alice's state"
+    );
+    assert!(a.unpark(&state, "tools/call", Some("echo")).is_ok());
     gw.stop().await;
 }

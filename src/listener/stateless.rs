@@ -266,11 +266,16 @@ impl Call {
             "roots/list" => "roots",
             _ => "",
         };
-        if cap.is_empty() || !self.env.declares(cap) {
-            let e = if cap.is_empty() {
+        // Only tools/call, prompts/get and resources/read may answer input_required (mrtr.mdx).
+        let mrtr = self.method != methods::COMPLETION_COMPLETE;
+        if cap.is_empty() || !mrtr || !self.env.declares(cap) {
+            let e = if cap.is_empty() || !mrtr {
                 ErrorObject::new(
                     codes::METHOD_NOT_FOUND,
-                    format!("{} cannot be relayed to a 2026-07-28 client", r.method),
+                    format!(
+                        "{} cannot be relayed to a 2026-07-28 client during {}",
+                        r.method, self.method
+                    ),
                 )
             } else {
                 ErrorObject::new(

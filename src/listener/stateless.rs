@@ -88,10 +88,21 @@ pub(super) fn error(id: RequestId, e: ErrorObject) -> Response {
     )
 }
 
-/// The 2026 revision has no `-32002`: a missing resource is `-32602` (basic/index.mdx).
+/// A backend's (2025) error as a 2026 client may see it: no `-32002` (a missing resource is
+/// `-32602`), and no code from the spec-reserved `-32020..=-32099` that 2026 does not define
+/// (e.g. 2025's `-32042`): those become `-32603` keeping the original in `data` (basic/index.mdx).
 fn modern_error(mut e: ErrorObject) -> ErrorObject {
+    let defined = [
+        codes::HEADER_MISMATCH,
+        codes::MISSING_CLIENT_CAPABILITY,
+        codes::UNSUPPORTED_PROTOCOL_VERSION,
+    ];
     if e.code == codes::RESOURCE_NOT_FOUND {
         e.code = codes::INVALID_PARAMS;
+    } else if (-32099..=-32020).contains(&e.code) && !defined.contains(&e.code) {
+        let data = json!({"backendCode": e.code, "backendData": e.data.take()});
+        e.code = codes::INTERNAL_ERROR;
+        e.data = Some(data);
     }
     e
 }
@@ -196,4 +207,20 @@ fn sse_response(rx: mpsc::Receiver<Bytes>, keep_alive: Option<Duration>) -> Resp
     );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_errors_are_mapped_to_codes_2026_allows() {
+        let m = modern_error(ErrorObject::new(codes::RESOURCE_NOT_FOUND, "gone"));
+        assert_eq!(m.code, codes::INVALID_PARAMS);
+        let m = modern_error(ErrorObject::new(-32042, "url elicitation"));
+        assert_eq!(m.code, codes::INTERNAL_ERROR);
+        assert_eq!(m.data.unwrap()["backendCode"], -32042);
+        let m = modern_error(ErrorObject::new(codes::INVALID_PARAMS, "bad"));
+        assert_eq!(m.code, codes::INVALID_PARAMS);
+    }
 }

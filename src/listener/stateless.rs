@@ -117,6 +117,9 @@ async fn request(st: &ListenerState, scope: Scope, h: &HeaderMap, req: Request) 
         Ok(e) => e,
         Err(r) => return error(req.id, r.error),
     };
+    if let Err(r) = check_param_headers(st, scope, h, &req) {
+        return error(req.id, r.error);
+    }
     let info = handshake::server_info(st, scope);
     // No authentication yet: every stateless caller is the anonymous principal. The identity
     // issue puts the authenticated principal here; everything below is keyed by it.
@@ -151,6 +154,33 @@ async fn request(st: &ListenerState, scope: Scope, h: &HeaderMap, req: Request) 
             .with_data(json!({"method": other})),
         ),
     }
+}
+
+/// `Mcp-Param-*` headers of a `tools/call` against the tool's `x-mcp-header` annotations (only
+/// tools whose definition mentions `x-mcp-header` are parsed).
+fn check_param_headers(
+    st: &ListenerState,
+    scope: Scope,
+    h: &HeaderMap,
+    req: &Request,
+) -> Result<(), era2026::Rejection> {
+    if req.method != methods::TOOLS_CALL {
+        return Ok(());
+    }
+    let view = scope.view(&st.shared.catalog);
+    let Some(tool) = req.param_str("name").and_then(|n| view.tool(n)) else {
+        return Ok(());
+    };
+    if !tool.json.get().contains("x-mcp-header") {
+        return Ok(());
+    }
+    let def: Value = serde_json::from_str(tool.json.get()).unwrap_or(Value::Null);
+    let args = req
+        .params
+        .as_ref()
+        .and_then(|p| p.get("arguments"))
+        .and_then(Value::as_object);
+    era2026::check_param_headers(&def["inputSchema"], args, |name| header_str(h, name))
 }
 
 fn discover(st: &ListenerState, scope: Scope, id: RequestId, info: &Value) -> Response {

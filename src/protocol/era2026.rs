@@ -246,6 +246,72 @@ fn check_headers(req: &Request, h: &Headers<'_>, version: Option<&Value>) -> Res
     }
 }
 
+/// The `x-mcp-header` annotations of a tool's `inputSchema`: (argument path, header token), for
+/// properties reachable from the root through `properties` keys only (transports spec).
+fn param_headers(schema: &Value) -> Vec<(Vec<String>, String)> {
+    fn walk(s: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+        let Some(props) = s.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (k, p) in props {
+            path.push(k.clone());
+            if let Some(token) = p.get("x-mcp-header").and_then(Value::as_str) {
+                out.push((path.clone(), token.to_string()));
+            }
+            if path.len() < 16 {
+                walk(p, path, out);
+            }
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Checks the `Mcp-Param-{token}` headers of a `tools/call` against its arguments: an annotated
+/// argument that is present (not null) needs its header with the same value (after base64
+/// decoding; integers compare numerically), an absent one must have no header. `header` looks a
+/// header up by lower-cased name.
+pub fn check_param_headers<'h>(
+    input_schema: &Value,
+    arguments: Option<&Map<String, Value>>,
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> Result<(), Rejection> {
+    for (path, token) in param_headers(input_schema) {
+        let name = format!("mcp-param-{}", token.to_ascii_lowercase());
+        let mut value = arguments.map(|a| Value::Object(a.clone()));
+        for k in &path {
+            value = value.and_then(|v| v.get(k).cloned());
+        }
+        let value = value.filter(|v| !v.is_null());
+        let sent = header(&name);
+        let ok = match (&value, sent) {
+            (None, None) => true,
+            (None, Some(_)) | (Some(_), None) => false,
+            (Some(v), Some(raw)) => match decode_header_value(raw) {
+                None => false,
+                Some(h) => match v {
+                    Value::String(s) => &h == s,
+                    Value::Bool(b) => h == b.to_string(),
+                    Value::Number(n) => match (n.as_i64(), h.parse::<f64>()) {
+                        (Some(i), Ok(f)) => f.fract() == 0.0 && f == i as f64,
+                        _ => false,
+                    },
+                    _ => false,
+                },
+            },
+        };
+        if !ok {
+            return Err(mismatch(format!(
+                "Mcp-Param-{token} header does not match argument {:?}",
+                path.join(".")
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }

@@ -141,3 +141,55 @@ fn stripping_removes_only_the_modern_hop() {
         json!({"name": "x", "_meta": {"progressToken": 7}})
     );
 }
+
+#[test]
+fn mcp_param_headers_must_mirror_annotated_arguments() {
+    let schema = json!({"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "limits": {"type": "object", "properties": {"n": {"type": "integer", "x-mcp-header": "N"}}},
+        "query": {"type": "string"}
+    }});
+    let args = json!({"region": "us-west1", "limits": {"n": 42}, "query": "q"});
+    let args = args.as_object();
+    let with = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    };
+    assert!(
+        check_param_headers(
+            &schema,
+            args,
+            with(&[("mcp-param-region", "us-west1"), ("mcp-param-n", "42.0")])
+        )
+        .is_ok()
+    );
+    assert!(
+        check_param_headers(
+            &schema,
+            args,
+            with(&[
+                ("mcp-param-region", "=?base64?dXMtd2VzdDE=?="),
+                ("mcp-param-n", "42")
+            ])
+        )
+        .is_ok()
+    );
+    for bad in [
+        &[("mcp-param-region", "eu-west1"), ("mcp-param-n", "42")][..],
+        &[("mcp-param-n", "42")][..],
+        &[("mcp-param-region", "us-west1"), ("mcp-param-n", "43")][..],
+    ] {
+        let e = check_param_headers(&schema, args, with(bad)).unwrap_err();
+        assert_eq!(e.error.code, -32020, "{bad:?}");
+    }
+    // An absent argument must not come with a header.
+    let none = json!({"query": "q"});
+    assert!(check_param_headers(&schema, none.as_object(), with(&[])).is_ok());
+    assert!(
+        check_param_headers(
+            &schema,
+            none.as_object(),
+            with(&[("mcp-param-region", "x")])
+        )
+        .is_err()
+    );
+}

@@ -398,6 +398,20 @@ async fn the_validation_ladder_answers_with_the_documented_errors() {
             .contains("clientCapabilities")
     );
 
+    // 2026 has no GET stream and no session to DELETE.
+    for m in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let r = c
+            .send(
+                c.http
+                    .request(m.clone(), &c.url)
+                    .header("accept", "text/event-stream")
+                    .header("mcp-protocol-version", V),
+            )
+            .await;
+        assert_eq!(r.status, 405, "{m}: {}", r.body);
+        assert_eq!(r.headers["allow"], "POST");
+    }
+
     // A method 2026 does not have: 404 + -32601.
     let r = modern(&c, 8, "ping", json!({})).await;
     assert_eq!(

@@ -56,6 +56,23 @@ pub(super) fn applies(h: &HeaderMap, msg: &Message) -> bool {
     era2026::is_modern(meta, header_str(h, era2026::HEADER_PROTOCOL_VERSION))
 }
 
+/// GET or DELETE from a 2026 client (no session, modern `MCP-Protocol-Version`): the revision has
+/// neither, so 405 with `Allow: POST` (transports/streamable-http.mdx).
+pub(super) fn refuse_non_post(h: &HeaderMap) -> Option<Response> {
+    if h.contains_key(SESSION_HEADER)
+        || !era2026::is_modern(None, header_str(h, era2026::HEADER_PROTOCOL_VERSION))
+    {
+        return None;
+    }
+    let mut r = reply::plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "2026-07-28 has no GET stream or session to DELETE: POST requests (subscriptions/listen for notifications)",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    Some(r)
+}
+
 /// Serves one stateless message.
 pub(super) async fn handle(
     st: &ListenerState,

@@ -283,6 +283,9 @@ async fn initialize(st: &ListenerState, scope: Scope, req: Request) -> Response 
 }
 
 async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+    if let Some(r) = stateless::refuse_non_post(h) {
+        return r;
+    }
     if !accepts(h, false, true) {
         return reply::plain(
             StatusCode::NOT_ACCEPTABLE,
@@ -316,6 +319,9 @@ async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response
 }
 
 fn handle_delete(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+    if let Some(r) = stateless::refuse_non_post(h) {
+        return r;
+    }
     let s = match session(st, scope, h) {
         Ok(s) => s,
         Err(r) => return r,

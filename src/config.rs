@@ -23,7 +23,7 @@ pub struct Config {
 }
 
 /// How merged names are formed when several backends sit behind one endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NamingPolicy {
     /// Always `<backend>__<name>`.
     Prefix,

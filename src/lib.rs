@@ -1,6 +1,7 @@
 //! Switchboard: an enterprise MCP gateway. A request walks down this list and its answer walks back up:
 //!
-//! - [`listener`]: downstream Streamable HTTP endpoint, Host/Origin checks, SSE framing of replies.
+//! - [`listener`]: downstream Streamable HTTP endpoint (sessionful 2025 and stateless 2026 clients),
+//!   WebSocket, Host/Origin checks, SSE framing of replies.
 //! - [`session`]: one `SessionActor` per developer session, one `BackendSession` child per backend;
 //!   id rewriting, stream fan-in, the session registry.
 //! - [`policy`]: the guard chain every routed call passes (visibility and authorization).

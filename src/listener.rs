@@ -5,6 +5,7 @@ mod handshake;
 pub mod origin;
 mod reply;
 mod sse_body;
+mod stateless;
 mod streamable_http;
 mod websocket;
 

@@ -5,6 +5,7 @@ mod actor;
 mod backend;
 mod local;
 mod pending;
+mod principals;
 mod registry;
 pub mod streams;
 
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use actor::{SessionActor, SessionMsg};
+pub use principals::{PARK_TTL, Parked, PrincipalEntry, UnparkError};
 pub use registry::{CreateError, SessionRegistry};
 pub use streams::Outbound;
 
@@ -51,7 +53,7 @@ impl Shared {
 }
 
 /// Which backends a session sees, and how their names are shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// All backends, merged under a naming policy (`/mcp`).
     Merged(NamingPolicy),
@@ -67,6 +69,18 @@ impl Scope {
             Scope::Backend(i) => views.per_backend.get(i).cloned().unwrap_or_default(),
         }
     }
+}
+
+/// Answers a request the gateway serves from the catalog (ping, the list methods) — the same
+/// code for sessionful and stateless clients. Returns the raw `result` JSON.
+pub fn answer_locally(
+    shared: &Shared,
+    view: &View,
+    principal: &Principal,
+    session_id: &str,
+    req: &crate::protocol::Request,
+) -> Result<bytes::Bytes, crate::protocol::ErrorObject> {
+    local::answer(shared, view, principal, session_id, req)
 }
 
 /// The developer's client as it introduced itself in `initialize`.
@@ -85,6 +99,9 @@ pub struct SessionHandle {
     pub scope: Scope,
     pub protocol_version: ProtocolVersion,
     pub principal: Arc<Principal>,
+    /// Held by the gateway for stateless (2026-07-28) clients of one principal; never reachable
+    /// through an `Mcp-Session-Id`.
+    pub stateless: bool,
     actor: ActorRef<SessionMsg>,
     in_flight: Arc<Semaphore>,
     in_flight_limit: usize,

@@ -263,3 +263,77 @@ async fn python_sdk_recovers_from_an_expired_session() {
 async fn typescript_sdk_recovers_from_an_expired_session() {
     expired_session_gets_404_and_a_new_session_works(Sdk::TypeScript).await;
 }
+
+/// The Python SDK in 2026-07-28 mode against the same mixed fleet: third-party stdio backends
+/// (server-everything, server-memory) bridged to a stateless client — lists, calls, sampling via
+/// MRTR, progress on the call's SSE stream, cancellation by closing the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_in_2026_mode_uses_the_mixed_fleet() {
+    let f = fleet().await;
+    let url = f.gw.url.clone();
+    let modern = |args: &[&str]| {
+        let mut a = vec!["--era", "2026"];
+        a.extend_from_slice(args);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            drive(Sdk::Python, &url, &a).await
+        }
+    };
+
+    let list = run(modern(&["list"])).await;
+    let tools = strings(&list["tools"]);
+    for t in ["everything__echo", "lab__echo", "read_graph", "add_note"] {
+        assert!(tools.contains(&t.to_string()), "{t} missing from {tools:?}");
+    }
+    let echo = run(modern(&[
+        "call",
+        "everything__echo",
+        r#"{"message":"modern"}"#,
+    ]))
+    .await;
+    assert_eq!(result_text(&echo), "Echo: modern", "{echo}");
+
+    let s = run(modern(&[
+        "call",
+        "trigger-sampling-request",
+        r#"{"prompt":"ping?","maxTokens":5}"#,
+    ]))
+    .await;
+    let st = result_text(&s);
+    assert!(st.contains("sampled: ") && st.contains("ping?"), "{s}");
+    assert_eq!(
+        s["serverRequests"][0]["method"], "sampling/createMessage",
+        "{s}"
+    );
+
+    let p = run(modern(&[
+        "call",
+        "trigger-long-running-operation",
+        r#"{"duration":1,"steps":3}"#,
+        "--progress",
+    ]))
+    .await;
+    let steps = p["progress"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(steps, 3, "progress on the call's stream: {p}");
+
+    let c = run(modern(&["cancel", "sleep", r#"{"ms":20000}"#, "300"])).await;
+    assert_eq!(c["cancelled"], true, "{c}");
+    assert_eq!(c["pingOk"], true, "{c}");
+    // Closing the stream cancelled the call at the backend (lab counts aborted requests).
+    let mut cancelled = 0;
+    for _ in 0..50 {
+        let stats = run(modern(&["call", "stats", "{}"])).await;
+        let v: Value = serde_json::from_str(&result_text(&stats)).unwrap();
+        cancelled = v["cancelled"].as_u64().unwrap_or(0);
+        if cancelled > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cancelled > 0, "the backend never saw the cancellation");
+    f.gw.stop().await;
+}

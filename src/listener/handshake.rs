@@ -77,17 +77,13 @@ pub(super) async fn initialize(
         }
     };
     let view = scope.view(&st.shared.catalog);
-    let name = match scope {
-        Scope::Merged(_) => "switchboard".to_string(),
-        Scope::Backend(i) => format!("switchboard/{}", st.shared.catalog.backends()[i].name),
-    };
     let mut result = Map::new();
     result.insert("protocolVersion".into(), json!(version.as_str()));
     result.insert(
         "capabilities".into(),
         Value::Object(view.capabilities.clone()),
     );
-    result.insert("serverInfo".into(), json!({"name": name, "title": "Switchboard MCP gateway", "version": env!("CARGO_PKG_VERSION")}));
+    result.insert("serverInfo".into(), server_info(st, scope));
     if let Some(i) = &view.instructions {
         result.insert("instructions".into(), json!(i));
     }
@@ -96,6 +92,21 @@ pub(super) async fn initialize(
         .into_message()
         .to_bytes();
     Ok((handle, body))
+}
+
+/// The gateway's `Implementation` for a scope: `switchboard` or `switchboard/<backend>`.
+pub(super) fn server_info(st: &ListenerState, scope: Scope) -> Value {
+    let name = match scope {
+        Scope::Merged(_) => "switchboard".to_string(),
+        Scope::Backend(i) => st
+            .shared
+            .catalog
+            .backends()
+            .get(i)
+            .map(|b| format!("switchboard/{}", b.name))
+            .unwrap_or_else(|| "switchboard".into()),
+    };
+    json!({"name": name, "title": "Switchboard MCP gateway", "version": env!("CARGO_PKG_VERSION")})
 }
 
 fn handle_client(params: &Map<String, Value>) -> String {

@@ -1,5 +1,6 @@
-//! The Streamable HTTP transport (MCP 2025-03-26 / 2025-06-18 / 2025-11-25): POST messages,
-//! GET the server→client stream, DELETE the session.
+//! The Streamable HTTP transport: the sessionful revisions (2025-03-26 / 2025-06-18 / 2025-11-25:
+//! POST messages, GET the server→client stream, DELETE the session) here, and a dispatch of
+//! session-less 2026-07-28 POSTs to `stateless`.
 
 #![allow(clippy::result_large_err)] // handlers return ready-made HTTP responses as errors
 
@@ -11,7 +12,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode, header};
 
 use super::reply::{self, SESSION_HEADER};
-use super::{ListenerState, handshake, sse_body};
+use super::{ListenerState, handshake, sse_body, stateless};
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{Message, ProtocolVersion, Request, methods};
 use crate::session::streams::event_id;
@@ -117,7 +118,7 @@ fn session(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Result<SessionHan
         ));
     };
     match st.registry.get(id) {
-        Some(s) if s.scope == scope => {
+        Some(s) if s.scope == scope && !s.stateless => {
             s.touch(st.shared.now_ms());
             Ok(s)
         }
@@ -211,6 +212,9 @@ async fn handle_post(st: &ListenerState, scope: Scope, h: &HeaderMap, body: Body
     {
         return initialize(st, scope, req.clone()).await;
     }
+    if stateless::applies(h, &msg) {
+        return stateless::handle(st, scope, h, msg).await;
+    }
     if let Err(r) = check_version(h) {
         return r;
     }
@@ -279,6 +283,9 @@ async fn initialize(st: &ListenerState, scope: Scope, req: Request) -> Response 
 }
 
 async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+    if let Some(r) = stateless::refuse_non_post(h) {
+        return r;
+    }
     if !accepts(h, false, true) {
         return reply::plain(
             StatusCode::NOT_ACCEPTABLE,
@@ -312,6 +319,9 @@ async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response
 }
 
 fn handle_delete(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+    if let Some(r) = stateless::refuse_non_post(h) {
+        return r;
+    }
     let s = match session(st, scope, h) {
         Ok(s) => s,
         Err(r) => return r,

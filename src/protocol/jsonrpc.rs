@@ -29,6 +29,12 @@ pub mod codes {
     pub const BACKEND_TIMEOUT: i64 = -32005;
     /// Implementation-defined: the policy chain denied the call.
     pub const FORBIDDEN: i64 = -32006;
+    /// MCP 2026-07-28: the mirrored HTTP headers disagree with the body (or are missing).
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// MCP 2026-07-28: the request needs a client capability it did not declare.
+    pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+    /// MCP 2026-07-28: the requested protocol version is not served.
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
 
 /// A JSON-RPC request id: a number or a string (null ids are rejected as invalid).

@@ -723,6 +723,24 @@ impl SessionState {
             return;
         }
         let stream = self.stream_for(backend, related.as_ref());
+        if stream == GET_STREAM
+            && self.client.protocol_version.era() == crate::protocol::Era::Stateless
+        {
+            // Stateless clients are only reachable inside a request (MRTR): nobody would answer.
+            let e = ErrorObject::new(
+                codes::METHOD_NOT_FOUND,
+                format!(
+                    "{} outside a client request cannot reach a 2026-07-28 client",
+                    r.method
+                ),
+            );
+            if let Some(c) = &self.children[backend] {
+                let _ = c.cast(BackendMsg::Send(
+                    Response::error(r.id.clone(), e).into_message(),
+                ));
+            }
+            return;
+        }
         let g = self.pending.add_server_request(ServerRequest {
             backend,
             original_id: r.id.clone(),

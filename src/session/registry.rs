@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::actor::{SessionActor, SessionArgs, SessionMsg};
+use super::principals::{PrincipalEntry, PrincipalSessions};
 use super::{ClientInfo, Scope, SessionHandle, Shared};
 use crate::policy::Principal;
 
@@ -31,9 +32,13 @@ pub enum CreateError {
 pub struct SessionRegistry {
     shared: Arc<Shared>,
     sessions: DashMap<Arc<str>, SessionHandle>,
+    /// The gateway-held sessions of stateless clients, by principal and scope.
+    stateless: PrincipalSessions,
     closing: std::sync::atomic::AtomicBool,
     /// Sessions admitted (reserved before the actor spawns, so concurrent creates cannot overshoot).
     admitted: std::sync::atomic::AtomicUsize,
+    /// Cancelled by `close_all`: long-lived streams outside sessions end with it.
+    closed: CancellationToken,
 }
 
 /// 128 bits from the OS-seeded CSPRNG, hex-encoded: unguessable and safe in a header.
@@ -48,13 +53,20 @@ impl SessionRegistry {
         Arc::new(Self {
             shared,
             sessions: DashMap::new(),
+            stateless: PrincipalSessions::default(),
             closing: false.into(),
             admitted: 0.into(),
+            closed: CancellationToken::new(),
         })
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Cancelled when the gateway ends every session (shutdown).
+    pub fn closing(&self) -> CancellationToken {
+        self.closed.clone()
     }
 
     pub fn len(&self) -> usize {
@@ -71,6 +83,40 @@ impl SessionRegistry {
         scope: Scope,
         client: ClientInfo,
         principal: Arc<Principal>,
+    ) -> Result<SessionHandle, CreateError> {
+        self.spawn_session(scope, client, principal, false).await
+    }
+
+    /// The gateway-held session of a stateless client's principal for `scope`, started on first
+    /// use (and again after it expired). One principal's backend sessions are never another's.
+    pub async fn stateless_session(
+        self: &Arc<Self>,
+        principal: &Arc<Principal>,
+        scope: Scope,
+    ) -> Result<Arc<PrincipalEntry>, CreateError> {
+        let live = |e: &Arc<PrincipalEntry>| self.sessions.contains_key(&e.session.id);
+        if let Some(e) = self.stateless.get(principal, scope).filter(live) {
+            e.session.touch(self.shared.now_ms());
+            return Ok(e);
+        }
+        let _one_at_a_time = self.stateless.creating.lock().await;
+        if let Some(e) = self.stateless.get(principal, scope).filter(live) {
+            return Ok(e);
+        }
+        let client = super::principals::stateless_client();
+        let handle = self
+            .spawn_session(scope, client, principal.clone(), true)
+            .await?;
+        info!(session = %handle.id, principal = %super::principals::principal_key(principal), "Stateless session started");
+        Ok(self.stateless.insert(principal, scope, handle))
+    }
+
+    async fn spawn_session(
+        self: &Arc<Self>,
+        scope: Scope,
+        client: ClientInfo,
+        principal: Arc<Principal>,
+        stateless: bool,
     ) -> Result<SessionHandle, CreateError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(CreateError::ShuttingDown);
@@ -106,6 +152,7 @@ impl SessionRegistry {
             scope,
             protocol_version,
             principal,
+            stateless,
             actor,
             in_flight: Arc::new(Semaphore::new(limit)),
             in_flight_limit: limit,
@@ -218,6 +265,7 @@ impl SessionRegistry {
     /// backend sessions to close.
     pub async fn close_all(&self, deadline: Duration) {
         self.closing.store(true, Ordering::Release);
+        self.closed.cancel();
         let handles: Vec<SessionHandle> = self.sessions.iter().map(|e| e.value().clone()).collect();
         self.sessions.clear();
         self.admitted.store(0, Ordering::Release);

@@ -147,10 +147,18 @@ impl BackendState {
             return;
         }
         let Some(up) = &self.up else { return };
-        if let Err(error) = up.send(msg.clone()).await {
+        // The session fails a request by its id when sending breaks, and ignores other
+        // failures: keep the id and method, instead of cloning the params of every message.
+        let stub = match &msg {
+            Message::Request(r) => Some(Request::new(r.id.clone(), r.method.clone(), None)),
+            _ => None,
+        };
+        if let Err(error) = up.send(msg).await
+            && let Some(stub) = stub
+        {
             let _ = self.args.session.cast(SessionMsg::SendFailed {
                 backend: self.args.backend,
-                msg,
+                msg: stub.into_message(),
                 error,
             });
         }

@@ -47,7 +47,11 @@ impl HostPolicy {
         if self.hosts.is_empty() {
             return true;
         }
-        let host = host.to_ascii_lowercase();
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(host)
+        };
         let bare = strip_port(&host);
         self.hosts.iter().any(|h| *h == host || *h == bare)
     }

@@ -92,17 +92,16 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Accept` must list both JSON and SSE for POST (either may come back).
 fn accepts(h: &HeaderMap, json: bool, sse: bool) -> bool {
-    let accept = h
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
+    // Every media range of every Accept header, without joining them into a new string.
     let has = |t: &str| {
-        accept.split(',').any(|p| {
-            let m = p.split(';').next().unwrap_or("").trim();
-            m.eq_ignore_ascii_case(t) || m == "*/*"
-        })
+        h.get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| {
+                let m = p.split(';').next().unwrap_or("").trim();
+                m.eq_ignore_ascii_case(t) || m == "*/*"
+            })
     };
     (!json || has("application/json")) && (!sse || has("text/event-stream"))
 }

@@ -287,8 +287,9 @@ fn backend_error(shared: &Shared, backend: usize, e: &UpstreamError) -> ErrorObj
 /// Where a routed request goes and how its params are rewritten for the backend.
 struct Target {
     backend: usize,
-    /// (params key, backend's own value) to put back before forwarding.
-    rewrite: Option<(&'static str, String)>,
+    /// The params key (`a.b`: nested) where the backend's own name or URI goes before forwarding.
+    rewrite: &'static str,
+    /// The backend's own name or URI.
     original: String,
 }
 
@@ -345,8 +346,8 @@ impl SessionState {
                         .streams
                         .finish(stream, Response::error(req.id, e).into_message().to_bytes());
                 }
-                if let (Some((key, value)), Some(p)) = (target.rewrite, req.params.as_mut()) {
-                    set_path(p, key, value);
+                if let Some(p) = req.params.as_mut() {
+                    set_path(p, target.rewrite, target.original);
                 }
                 let timeout = self.shared.catalog.backends()[target.backend]
                     .timeouts
@@ -397,7 +398,6 @@ impl SessionState {
     }
 
     fn resolve(&self, view: &View, req: &Request) -> Result<Target, ErrorObject> {
-        let names = self.shared.backend_names();
         let invalid = |m: String| ErrorObject::new(codes::INVALID_PARAMS, m);
         match req.method.as_str() {
             methods::TOOLS_CALL | methods::PROMPTS_GET => {
@@ -416,7 +416,7 @@ impl SessionState {
                 })?;
                 Ok(Target {
                     backend: e.backend,
-                    rewrite: Some(("name", e.original.clone())),
+                    rewrite: "name",
                     original: e.original.clone(),
                 })
             }
@@ -426,16 +426,18 @@ impl SessionState {
                 let uri = req
                     .param_str("uri")
                     .ok_or_else(|| invalid("params.uri is required".into()))?;
-                let r = view.route_resource(uri, &names).ok_or_else(|| {
-                    ErrorObject::new(
-                        codes::RESOURCE_NOT_FOUND,
-                        format!("Resource not found: {uri}"),
-                    )
-                    .with_data(json!({"uri": uri}))
-                })?;
+                let r = view
+                    .route_resource(uri, &self.shared.backend_names())
+                    .ok_or_else(|| {
+                        ErrorObject::new(
+                            codes::RESOURCE_NOT_FOUND,
+                            format!("Resource not found: {uri}"),
+                        )
+                        .with_data(json!({"uri": uri}))
+                    })?;
                 Ok(Target {
                     backend: r.backend,
-                    rewrite: Some(("uri", r.uri.clone())),
+                    rewrite: "uri",
                     original: r.uri,
                 })
             }
@@ -453,7 +455,7 @@ impl SessionState {
                             .ok_or_else(|| invalid(format!("Unknown prompt: {name}")))?;
                         Ok(Target {
                             backend: e.backend,
-                            rewrite: Some(("ref.name", e.original.clone())),
+                            rewrite: "ref.name",
                             original: e.original.clone(),
                         })
                     }
@@ -462,16 +464,16 @@ impl SessionState {
                         if let Some(t) = view.template(uri) {
                             return Ok(Target {
                                 backend: t.backend,
-                                rewrite: Some(("ref.uri", t.original.clone())),
+                                rewrite: "ref.uri",
                                 original: t.original.clone(),
                             });
                         }
                         let route = view
-                            .route_resource(uri, &names)
+                            .route_resource(uri, &self.shared.backend_names())
                             .ok_or_else(|| invalid(format!("Unknown resource: {uri}")))?;
                         Ok(Target {
                             backend: route.backend,
-                            rewrite: Some(("ref.uri", route.uri.clone())),
+                            rewrite: "ref.uri",
                             original: route.uri,
                         })
                     }

@@ -202,6 +202,9 @@ impl Shared {
         F: Future<Output = ()> + Send + 'static,
     {
         let mut stop = self.stop.clone();
+        // Boxed: a POST's future (reqwest's included) is large, and tokio copies a task's
+        // future several times while spawning and once more when it completes.
+        let fut = Box::pin(fut);
         tokio::spawn(
             async move {
                 tokio::select! {
@@ -218,9 +221,14 @@ impl Shared {
         self.events.send(ev).await.is_ok()
     }
 
-    /// Base headers of every request: the configured ones plus the session's.
+    /// Base headers of every request: the configured ones plus the session's. Sized up front
+    /// for what we, reqwest (user-agent) and hyper (host, content-length) add, so the map is
+    /// allocated once instead of growing on the hot path.
     fn request_headers(&self, session: &SessionHeaders, accept: HeaderValue) -> HeaderMap {
-        let mut h = self.headers.clone();
+        let mut h = HeaderMap::with_capacity(self.headers.len() + 8);
+        for (name, value) in &self.headers {
+            h.append(name.clone(), value.clone());
+        }
         h.insert(ACCEPT, accept);
         if let Some(s) = &session.session_id {
             h.insert(SESSION_ID, s.clone());
@@ -235,13 +243,11 @@ impl Shared {
     async fn post(self: Arc<Self>, msg: Message, session: SessionHeaders) {
         let mut headers = self.request_headers(&session, POST_ACCEPT);
         headers.insert(CONTENT_TYPE, JSON);
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .headers(headers)
-            .body(msg.to_bytes())
-            .send()
-            .await;
+        // A ready-made request: the builder would copy the headers into a fresh, growing map.
+        let mut req = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
+        *req.headers_mut() = headers;
+        *req.body_mut() = Some(msg.to_bytes().into());
+        let sent = self.client.execute(req).await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -265,11 +271,11 @@ impl Shared {
             self.learn_session_id(&resp);
         }
         let initialized = is_method(&msg, "notifications/initialized");
-        match content_type(&resp).as_deref() {
-            Some("text/event-stream") => self.read_post_stream(resp, msg, session).await,
-            Some("application/json") => self.read_json(resp, msg).await,
-            _ => {} // 202 Accepted or an empty 200: nothing to deliver.
-        }
+        if is_media(&resp, "text/event-stream") {
+            self.read_post_stream(resp, msg, session).await;
+        } else if is_media(&resp, "application/json") {
+            self.read_json(resp, msg).await;
+        } // else 202 Accepted or an empty 200: nothing to deliver.
         if initialized {
             self.open_get_stream();
         }
@@ -492,11 +498,20 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
-/// The media type of a response, lowercased, without parameters.
-fn content_type(resp: &reqwest::Response) -> Option<String> {
-    let v = resp.headers().get(CONTENT_TYPE)?.to_str().ok()?;
-    let media = v.split(';').next().unwrap_or_default().trim();
-    Some(media.to_ascii_lowercase())
+/// Whether a response's media type (without parameters, any case) is `media`.
+fn is_media(resp: &reqwest::Response, media: &str) -> bool {
+    let Some(v) = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    v.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case(media)
 }
 
 /// Reads a whole body, refusing more than `MAX_MESSAGE_BYTES`.
@@ -508,14 +523,27 @@ async fn read_body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
     {
         return Err(too_big());
     }
-    let mut body = BytesMut::new();
     let mut chunks = resp.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
+    let Some(first) = chunks.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(|e| UpstreamError::Io(describe(e)))?;
+    if first.len() > MAX_MESSAGE_BYTES {
+        return Err(too_big());
+    }
+    let Some(second) = chunks.next().await else {
+        // The usual case, a body in one chunk: hand it on without copying.
+        return Ok(first);
+    };
+    let mut body = BytesMut::from(&first[..]);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
         let chunk = chunk.map_err(|e| UpstreamError::Io(describe(e)))?;
         if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
             return Err(too_big());
         }
         body.extend_from_slice(&chunk);
+        next = chunks.next().await;
     }
     Ok(body.freeze())
 }

@@ -9,7 +9,7 @@ use reqwest::header::HeaderValue;
 use tracing::{debug, warn};
 
 use super::{
-    LAST_EVENT_ID, MAX_MESSAGE_BYTES, SSE_ACCEPT, SessionHeaders, Shared, content_type, describe,
+    LAST_EVENT_ID, MAX_MESSAGE_BYTES, SSE_ACCEPT, SessionHeaders, Shared, describe, is_media,
 };
 use crate::protocol::{Message, RequestId, sse};
 use crate::upstream::{UpstreamError, UpstreamEvent};
@@ -133,10 +133,7 @@ impl Shared {
                     debug!(backend = %self.name, "Backend offers no GET stream");
                     return;
                 }
-                Ok(resp)
-                    if resp.status().is_success()
-                        && content_type(&resp).as_deref() == Some("text/event-stream") =>
-                {
+                Ok(resp) if resp.status().is_success() && is_media(&resp, "text/event-stream") => {
                     debug!(backend = %self.name, resumed = last.is_some(), "GET stream open");
                     failures = 0;
                     match self.consume(resp, None, None, &mut cursor).await {

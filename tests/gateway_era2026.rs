@@ -75,24 +75,6 @@ fn final_message(r: &Reply) -> Value {
     }
 }
 
-fn tool_text(v: &Value) -> String {
-    v["result"]["content"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no content: {v}"))
-        .iter()
-        .filter_map(|c| c["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
-}
-
 #[tokio::test]
 async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitation() {
     let (gw, _lab) = fleet().await;
@@ -119,7 +101,7 @@ async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitatio
         &["--era", "2026", "call", "echo", r#"{"text":"hi 2026"}"#],
     )
     .await;
-    assert_eq!(tool_text(&echo), "hi 2026", "{echo}");
+    assert_eq!(result_text(&echo), "hi 2026", "{echo}");
     let note = peers::py_client(
         &url,
         &[
@@ -131,7 +113,7 @@ async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitatio
         ],
     )
     .await;
-    assert!(tool_text(&note).contains("stateless"), "{note}");
+    assert!(result_text(&note).contains("stateless"), "{note}");
 
     // A 2025 backend elicits during a 2026 call: MRTR round trip through the SDK's callback.
     let ask = peers::py_client(
@@ -147,7 +129,7 @@ async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitatio
         ],
     )
     .await;
-    assert!(tool_text(&ask).contains("forty-two"), "{ask}");
+    assert!(result_text(&ask).contains("forty-two"), "{ask}");
     let asked = &ask["serverRequests"][0];
     assert_eq!(asked["method"], "elicitation/create", "{ask}");
     assert_eq!(asked["params"]["message"], "what is the answer?");
@@ -164,7 +146,7 @@ async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitatio
         ],
     )
     .await;
-    assert!(tool_text(&s).contains("sampled: 2+2?"), "{s}");
+    assert!(result_text(&s).contains("sampled: 2+2?"), "{s}");
     gw.stop().await;
 }
 
@@ -273,7 +255,7 @@ async fn discover_and_lists_carry_the_2026_result_envelope() {
     )
     .await;
     let m = final_message(&call);
-    assert_eq!(tool_text(&m), "virtual", "{m}");
+    assert_eq!(result_text(&m), "virtual", "{m}");
     assert_eq!(m["result"]["resultType"], "complete");
     gw.stop().await;
 }
@@ -346,7 +328,7 @@ async fn the_validation_ladder_answers_with_the_documented_errors() {
         ],
     )
     .await;
-    assert_eq!(tool_text(&final_message(&r)), "x", "{}", r.body);
+    assert_eq!(result_text(&final_message(&r)), "x", "{}", r.body);
 
     // Unsupported version: -32022 listing what is served.
     let mut old = meta();
@@ -473,7 +455,7 @@ async fn mrtr_retry_is_routed_to_the_pending_backend_request_once() {
     let m = final_message(&r);
     assert_eq!(m["id"], 3, "{m}");
     assert_eq!(m["result"]["resultType"], "complete", "{m}");
-    assert!(tool_text(&m).contains("teal"), "{m}");
+    assert!(result_text(&m).contains("teal"), "{m}");
 
     // requestState is single use.
     let r = modern(&c, 4, "tools/call", retry).await;
@@ -524,7 +506,7 @@ async fn sessionful_clients_are_unaffected_next_to_stateless_ones() {
     assert_eq!(init.json()["result"]["protocolVersion"], "2025-11-25");
     // The Python SDK in legacy mode, as before.
     let legacy = peers::py_client(&gw.url, &["call", "echo", r#"{"text":"legacy"}"#]).await;
-    assert_eq!(tool_text(&legacy), "legacy", "{legacy}");
+    assert_eq!(result_text(&legacy), "legacy", "{legacy}");
     gw.stop().await;
 }
 

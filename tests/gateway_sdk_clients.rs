@@ -58,25 +58,6 @@ async fn drive(sdk: Sdk, url: &str, args: &[&str]) -> Value {
     peers::run_driver(sdk, url, args, peers::DRIVER_TIMEOUT).await
 }
 
-fn result_text(v: &Value) -> String {
-    let content = v["result"]["content"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no result content: {v}"));
-    content
-        .iter()
-        .filter_map(|c| c["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
-}
-
 async fn sdk_client_uses_the_merged_fleet(sdk: Sdk) {
     let f = fleet().await;
     let url = f.gw.url.clone();

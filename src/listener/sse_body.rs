@@ -66,6 +66,14 @@ pub(super) fn response(
     } else {
         head.chain(tail).boxed()
     };
+    stream_response(body)
+}
+
+/// A `200 text/event-stream` response around already-framed SSE bytes, with the headers that
+/// keep proxies from caching or buffering it.
+pub(super) fn stream_response(
+    body: impl futures::Stream<Item = Bytes> + Send + 'static,
+) -> Response {
     let mut r = Response::new(Body::from_stream(body.map(Ok::<_, Infallible>)));
     *r.status_mut() = StatusCode::OK;
     let h = r.headers_mut();

@@ -8,14 +8,12 @@
 mod call;
 mod listen;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -242,18 +240,7 @@ fn sse_response(rx: mpsc::Receiver<Bytes>, keep_alive: Option<Duration>) -> Resp
         };
         Some((sse::encode_message(None, &next?), rx))
     });
-    let mut r = Response::new(Body::from_stream(body.map(Ok::<_, Infallible>)));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    r
+    super::sse_body::stream_response(body)
 }
 
 #[cfg(test)]

@@ -418,3 +418,24 @@ pub(crate) fn pids_with_env(entry: &str) -> std::collections::BTreeSet<i32> {
         .map(|(pid, _, _)| pid)
         .collect()
 }
+
+/// Every text block of a CallToolResult, joined by newlines.
+pub(crate) fn result_text(resp: &Value) -> String {
+    let content = resp["result"]["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no result content: {resp}"));
+    content
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The strings of a JSON array.
+pub(crate) fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}

@@ -9,13 +9,14 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::catalog::{Catalog, spawn_discovery};
 use crate::config::Config;
 use crate::listener::{self, ListenerState};
 use crate::policy::PolicyChain;
-use crate::session::{SessionRegistry, Shared};
+use crate::session::{AuditSink, SessionRegistry, Shared};
+use crate::telemetry::audit::{AuditDurability, AuditLog};
 use crate::upstream::UpstreamPool;
 
 /// A running gateway.
@@ -34,12 +35,30 @@ impl Gateway {
         let pool =
             UpstreamPool::new(&config.backends).context("building the upstream connection pool")?;
         let catalog = Catalog::new(config.backends.clone());
+        let audit = match &config.audit {
+            Some(cfg) => {
+                let (handle, writer) = AuditLog::start(cfg.clone())
+                    .await
+                    .with_context(|| format!("opening the audit log {}", cfg.path.display()))?;
+                tokio::spawn(async move {
+                    match writer.await {
+                        Ok(Ok(stats)) => info!(records = stats.records_written, "Audit log closed"),
+                        Ok(Err(error)) => error!(%error, "The audit log writer stopped"),
+                        Err(error) => error!(%error, "The audit log writer panicked"),
+                    }
+                });
+                let durable = cfg.durability == AuditDurability::Fsync;
+                Some(AuditSink { handle, durable })
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             catalog: catalog.clone(),
             pool: pool.clone(),
             policy: PolicyChain::default(),
             limits: config.sessions.clone(),
             epoch: tokio::time::Instant::now(),
+            audit,
         });
         let shutdown = CancellationToken::new();
         let registry = SessionRegistry::new(shared.clone());
@@ -114,6 +133,11 @@ impl Gateway {
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_secs(1));
         self.registry.close_all(left).await;
+        if let Some(a) = &self.shared.audit
+            && let Err(error) = a.handle.flush().await
+        {
+            warn!(%error, "Could not flush the audit log");
+        }
         let drain = async { while self.servers.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(2), drain)
             .await

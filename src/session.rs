@@ -2,6 +2,7 @@
 //! backend it uses; the registry that maps session ids to them.
 
 mod actor;
+mod audit;
 mod backend;
 mod local;
 mod pending;
@@ -17,6 +18,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use actor::{SessionActor, SessionMsg};
+pub use audit::AuditSink;
 pub use principals::{PARK_TTL, Parked, PrincipalEntry, UnparkError};
 pub use registry::{CreateError, SessionRegistry};
 pub use streams::Outbound;
@@ -36,6 +38,8 @@ pub struct Shared {
     pub limits: SessionConfig,
     /// Monotonic clock origin for activity stamps.
     pub epoch: tokio::time::Instant,
+    /// The audit log, when configured.
+    pub audit: Option<AuditSink>,
 }
 
 impl Shared {

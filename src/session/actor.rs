@@ -9,8 +9,9 @@ use bytes::Bytes;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::audit::{CallAudit, SessionFacts, outcome_of_result};
 use super::backend::{BackendArgs, BackendMsg, BackendSession};
 use super::pending::{InFlight, Pending, ServerRequest};
 use super::registry::SessionRegistry;
@@ -21,6 +22,7 @@ use crate::policy::{Action, CallContext, DecisionRecord, Principal, Verdict};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::methods::{self, Route};
 use crate::protocol::{ErrorObject, Message, Notification, Request, RequestId, Response};
+use crate::telemetry::audit::Outcome;
 use crate::upstream::UpstreamError;
 
 /// How often in-flight deadlines are checked while requests are pending.
@@ -75,6 +77,8 @@ pub enum SessionMsg {
     CatalogChanged { backend: usize, changed: Changed },
     /// Check in-flight deadlines.
     Sweep,
+    /// Release a request's answer whose audit record is now durable.
+    Finish { stream: u64, bytes: Bytes },
 }
 
 pub struct SessionState {
@@ -91,6 +95,8 @@ pub struct SessionState {
     streams: Streams,
     log_level: Option<Value>,
     sweep_armed: bool,
+    /// This actor, for answers released later (after their audit record is durable).
+    myself: Option<ActorRef<SessionMsg>>,
 }
 
 impl Actor for SessionActor {
@@ -100,7 +106,7 @@ impl Actor for SessionActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<SessionMsg>,
+        myself: ActorRef<SessionMsg>,
         a: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         let n = a.shared.catalog.backends().len();
@@ -118,6 +124,7 @@ impl Actor for SessionActor {
             pending: Pending::default(),
             log_level: None,
             sweep_armed: false,
+            myself: Some(myself),
         })
     }
 
@@ -127,15 +134,15 @@ impl Actor for SessionActor {
         st: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         st.child_ids.clear();
-        for (_, e) in st.pending.in_flight.drain() {
+        // Answers can no longer be released later: record and answer now.
+        st.myself = None;
+        let ids: Vec<i64> = st.pending.in_flight.keys().copied().collect();
+        for id in ids {
             let err = ErrorObject::new(
                 codes::REQUEST_CANCELLED,
                 "the session ended before the backend answered",
             );
-            st.streams.finish(
-                e.stream,
-                Response::error(e.client_id, err).into_message().to_bytes(),
-            );
+            st.fail_one(id, err);
         }
         st.streams.close_all();
         myself
@@ -195,6 +202,7 @@ impl Actor for SessionActor {
             SessionMsg::CatalogChanged { backend, changed } => {
                 st.on_catalog_changed(backend, changed)
             }
+            SessionMsg::Finish { stream, bytes } => st.streams.finish(stream, bytes),
             SessionMsg::Sweep => {
                 st.sweep_armed = false;
                 st.expire_deadlines();
@@ -230,12 +238,10 @@ impl Actor for SessionActor {
         )
         .with_data(json!({"backend": name, "retryable": true}));
         for e in st.pending.drain_backend(backend) {
-            st.streams.finish(
-                e.stream,
-                Response::error(e.client_id, err.clone())
-                    .into_message()
-                    .to_bytes(),
-            );
+            let bytes = Response::error(e.client_id.clone(), err.clone())
+                .into_message()
+                .to_bytes();
+            st.complete(e, bytes, Outcome::Error(err.code));
         }
         let orphaned: Vec<i64> = st
             .pending
@@ -336,16 +342,25 @@ impl SessionState {
                 let target = match self.resolve(&view, &req) {
                     Ok(t) => t,
                     Err(e) => {
+                        self.audit_refusal(&req, DecisionRecord::default(), e.code);
                         return self
                             .streams
                             .finish(stream, Response::error(req.id, e).into_message().to_bytes());
                     }
                 };
-                if let Err(e) = self.authorize(&req, &target) {
+                let mut decision = DecisionRecord::default();
+                if let Err(e) = self.authorize(&req, &target, &mut decision) {
+                    self.audit_refusal(&req, decision, e.code);
                     return self
                         .streams
                         .finish(stream, Response::error(req.id, e).into_message().to_bytes());
                 }
+                let audit = self.shared.audit.as_ref().map(|_| {
+                    decision.backend = Some(self.backend_name(target.backend).to_string());
+                    decision.original_name = Some(target.original.clone());
+                    decision.decision.get_or_insert("allow");
+                    CallAudit::new(&req.method, client_target(&req), decision)
+                });
                 if let Some(p) = req.params.as_mut() {
                     set_path(p, target.rewrite, target.original);
                 }
@@ -360,10 +375,11 @@ impl SessionState {
                     progress_token: req.progress_token().cloned(),
                     deadline: tokio::time::Instant::now() + timeout,
                     _permit: Some(permit),
+                    audit,
                 };
                 let upstream_id = match self.pending.insert(entry) {
-                    Ok(id) => id,
-                    Err(_) => {
+                    Some(id) => id,
+                    None => {
                         let e = ErrorObject::new(
                             codes::INVALID_REQUEST,
                             format!("request id {} is already in flight on this session", req.id),
@@ -489,7 +505,27 @@ impl SessionState {
         }
     }
 
-    fn authorize(&self, req: &Request, t: &Target) -> Result<(), ErrorObject> {
+    /// Records a call refused before it reached a backend (unknown target, policy denial).
+    fn audit_refusal(&self, req: &Request, decision: DecisionRecord, code: i64) {
+        if let Some(sink) = &self.shared.audit {
+            let facts = SessionFacts {
+                session_id: &self.id,
+                protocol_version: self.client.protocol_version.as_str(),
+            };
+            let record = CallAudit::new(&req.method, client_target(req), decision)
+                .record(&facts, Outcome::Error(code));
+            if !sink.handle.record(record) {
+                warn!(session = %self.id, "Audit queue full; record dropped");
+            }
+        }
+    }
+
+    fn authorize(
+        &self,
+        req: &Request,
+        t: &Target,
+        record: &mut DecisionRecord,
+    ) -> Result<(), ErrorObject> {
         if self.shared.policy.is_empty() {
             return Ok(());
         }
@@ -516,8 +552,7 @@ impl SessionState {
             action,
             arguments,
         };
-        let mut record = DecisionRecord::default();
-        match self.shared.policy.authorize(&ctx, &mut record) {
+        match self.shared.policy.authorize(&ctx, record) {
             Verdict::Allow => Ok(()),
             Verdict::Deny { rule, reason } => Err(ErrorObject::new(
                 codes::FORBIDDEN,
@@ -565,11 +600,42 @@ impl SessionState {
 
     fn fail_one(&mut self, upstream_id: i64, err: ErrorObject) {
         if let Some(e) = self.pending.take(upstream_id) {
-            self.streams.finish(
-                e.stream,
-                Response::error(e.client_id, err).into_message().to_bytes(),
-            );
+            let code = err.code;
+            let bytes = Response::error(e.client_id.clone(), err)
+                .into_message()
+                .to_bytes();
+            self.complete(e, bytes, Outcome::Error(code));
         }
+    }
+
+    /// Ends a forwarded request: writes its audit record (when the log is on) and releases the
+    /// answer — at once, or in `fsync` mode only after the record is durable.
+    fn complete(&mut self, mut e: InFlight, bytes: Bytes, outcome: Outcome) {
+        if let (Some(call), Some(sink)) = (e.audit.take(), &self.shared.audit) {
+            let facts = SessionFacts {
+                session_id: &self.id,
+                protocol_version: self.client.protocol_version.as_str(),
+            };
+            let record = call.record(&facts, outcome);
+            match (&self.myself, sink.durable) {
+                (Some(me), true) => {
+                    let (handle, me, stream) = (sink.handle.clone(), me.clone(), e.stream);
+                    tokio::spawn(async move {
+                        if let Err(error) = handle.record_durable(record).await {
+                            error!(%error, "Audit record not written; answering anyway");
+                        }
+                        let _ = me.cast(SessionMsg::Finish { stream, bytes });
+                    });
+                    return;
+                }
+                _ => {
+                    if !sink.handle.record(record) {
+                        warn!(session = %self.id, "Audit queue full; record dropped");
+                    }
+                }
+            }
+        }
+        self.streams.finish(e.stream, bytes);
     }
 
     fn arm_sweep(&mut self, myself: &ActorRef<SessionMsg>) {
@@ -592,12 +658,13 @@ impl SessionState {
                 ),
             )
             .with_data(json!({"backend": name, "retryable": true}));
-            self.streams.finish(
-                e.stream,
-                Response::error(e.client_id, err).into_message().to_bytes(),
-            );
+            let bytes = Response::error(e.client_id.clone(), err)
+                .into_message()
+                .to_bytes();
+            let backend = e.backend;
+            self.complete(e, bytes, Outcome::Error(codes::BACKEND_TIMEOUT));
             self.send_cancel(
-                e.backend,
+                backend,
                 RequestId::Num(upstream_id),
                 "timed out at the gateway",
             );
@@ -684,11 +751,23 @@ impl SessionState {
                 if e.backend != backend {
                     return;
                 }
-                let bytes = match r.outcome {
-                    Ok(raw) => encode_result(&e.client_id, raw.get().as_bytes()),
-                    Err(err) => Response::error(e.client_id, err).into_message().to_bytes(),
+                let (bytes, outcome) = match r.outcome {
+                    Ok(raw) => {
+                        let outcome = match e.audit {
+                            Some(_) => outcome_of_result(&e.method, &raw),
+                            None => Outcome::Ok,
+                        };
+                        (encode_result(&e.client_id, raw.get().as_bytes()), outcome)
+                    }
+                    Err(err) => {
+                        let code = err.code;
+                        let bytes = Response::error(e.client_id.clone(), err)
+                            .into_message()
+                            .to_bytes();
+                        (bytes, Outcome::Error(code))
+                    }
                 };
-                self.streams.finish(e.stream, bytes);
+                self.complete(e, bytes, outcome);
             }
             Message::Request(mut r) => self.on_server_request(backend, &mut r, related),
             Message::Notification(n) => self.on_backend_notification(backend, n, related),
@@ -840,6 +919,11 @@ impl SessionState {
             }
         }
     }
+}
+
+/// The tool/prompt name or resource URI the client asked for, as it sent it.
+fn client_target(req: &Request) -> Option<&str> {
+    req.param_str("name").or_else(|| req.param_str("uri"))
 }
 
 /// Sets `params[key]` where key may be `a.b` (one level of nesting).

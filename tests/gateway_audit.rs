@@ -1,0 +1,190 @@
+//! The audit log as the gateway writes it: one hash-chained record per routed call or refusal,
+//! nothing of the arguments, and in `fsync` mode every answered call survives a SIGKILL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+#[path = "common/gateway.rs"]
+mod gateway;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use gateway::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn records(path: &std::path::Path) -> Vec<Value> {
+    let files = switchboard::telemetry::audit::log_files(path).unwrap();
+    let report = switchboard::telemetry::audit::verify(&files).expect("the chain verifies");
+    let mut out = Vec::new();
+    for f in files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            out.push(serde_json::from_str::<Value>(line).unwrap());
+        }
+    }
+    assert_eq!(report.records, out.len() as u64);
+    out
+}
+
+#[tokio::test]
+async fn every_call_and_refusal_is_recorded_with_its_outcome_and_without_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let lab = HttpFixture::start("lab").await;
+    let extra = format!("audit: {{path: '{}', durability: fsync}}", log.display());
+    let gw = TestGateway::start(
+        &[
+            http_backend("lab", &lab.url),
+            fixture_stdio("notes", "notes"),
+        ],
+        &extra,
+    )
+    .await;
+    let c = RawClient::connect(&gw.url).await;
+    assert_eq!(
+        text(&c.tool(1, "echo", json!({"text": "s3cr3t-argument"})).await),
+        "s3cr3t-argument"
+    );
+    let too_big = c.tool(2, "big", json!({"bytes": 999_999_999_999u64})).await;
+    assert_eq!(too_big["result"]["isError"], true, "{too_big}");
+    assert_eq!(
+        c.tool(3, "no_such_tool", json!({})).await["error"]["code"],
+        -32602
+    );
+    c.tool(4, "add_note", json!({"title": "t", "body": "b"}))
+        .await;
+    c.call(5, "tools/list", json!({})).await; // answered locally: not a call to audit
+    let sid = c.session.clone().unwrap();
+    gw.stop().await;
+
+    let raw = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !raw.contains("s3cr3t-argument"),
+        "arguments and results never reach the audit log"
+    );
+    let recs = records(&log);
+    let calls: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "call").collect();
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    let by_target = |t: &str| {
+        *calls
+            .iter()
+            .find(|r| r["target"] == t)
+            .unwrap_or_else(|| panic!("no record for {t}: {calls:#?}"))
+    };
+    let echo = by_target("echo");
+    assert_eq!(
+        (
+            echo["outcome"].as_str(),
+            echo["backend"].as_str(),
+            echo["original_name"].as_str()
+        ),
+        (Some("ok"), Some("lab"), Some("echo"))
+    );
+    assert_eq!(echo["decision"], "allow");
+    assert_eq!(echo["session"], sid.as_str());
+    assert_eq!(echo["method"], "tools/call");
+    assert_eq!(by_target("big")["outcome"], "tool_error");
+    let unknown = by_target("no_such_tool");
+    assert_eq!(unknown["outcome"], "-32602");
+    assert!(
+        unknown.get("backend").is_none(),
+        "refused before routing: {unknown}"
+    );
+    assert_eq!(by_target("add_note")["backend"], "notes");
+}
+
+#[tokio::test]
+async fn in_fsync_mode_every_answered_call_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let lab = HttpFixture::start("lab").await;
+    let cfg = dir.path().join("gw.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listeners: [{{bind: '127.0.0.1:0'}}]\nlog: {{level: warn}}\naudit: {{path: '{}', durability: fsync}}\nbackends:\n{}",
+            log.display(),
+            http_backend("lab", &lab.url)
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(switchboard_bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("listening on ").unwrap().to_string();
+    let base = url.trim_end_matches("/mcp").to_string();
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..400 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready);
+    let c = RawClient::connect(&url).await;
+    // Answered calls, then a burst still in flight when the process is killed.
+    let mut answered = 0;
+    for i in 0..40 {
+        if c.tool(i, "echo", json!({"text": "x"}))
+            .await
+            .get("result")
+            .is_some()
+        {
+            answered += 1;
+        }
+    }
+    let burst: Vec<_> = (100..120)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.tool(i, "echo", json!({"text": "y"})).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    for b in burst {
+        if let Ok(r) = b.await
+            && r.get("result").is_some()
+        {
+            answered += 1;
+        }
+    }
+    let files = switchboard::telemetry::audit::log_files(&log).unwrap();
+    let report = switchboard::telemetry::audit::verify(&files);
+    // A line cut by the kill is the only damage allowed; every complete record verifies.
+    let ok_records = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "call" && r["outcome"] == "ok")
+        .count();
+    if let Err(e) = &report {
+        assert!(
+            e.to_string().contains("truncated"),
+            "only a cut last line is allowed: {e}"
+        );
+    }
+    assert!(answered >= 40, "{answered}");
+    assert!(
+        ok_records >= answered,
+        "{ok_records} records for {answered} answered calls (verify: {report:?})"
+    );
+}

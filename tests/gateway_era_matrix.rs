@@ -138,4 +138,35 @@ async fn era_matrix_with_a_2026_backend() {
         "{list}"
     );
     run_cells(&gw.url, &PY).await;
+
+    for (client, era) in CLIENT_ERAS {
+        // Sampling through an MRTR round, too.
+        let out = peers::py_client(
+            &gw.url,
+            &["--era", era, "call", "sample_text", r#"{"prompt":"hi"}"#],
+        )
+        .await;
+        assert_eq!(
+            result_text(&out),
+            "sampled: hi (driver-model)",
+            "{client}: {out}"
+        );
+        assert_eq!(out["serverRequests"][0]["method"], "sampling/createMessage");
+
+        // Cancelling closes the call's POST stream at the backend; the client goes on.
+        let out = peers::py_client(
+            &gw.url,
+            &[
+                "--era",
+                era,
+                "cancel",
+                "slow",
+                r#"{"steps":50,"delay_ms":100}"#,
+                "300",
+            ],
+        )
+        .await;
+        assert_eq!(out["cancelled"], true, "{client}: {out}");
+        assert_eq!(out["pingOk"], true, "{client}: {out}");
+    }
 }

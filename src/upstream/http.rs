@@ -78,6 +78,9 @@ struct Shared {
         >,
     >,
     next_input: std::sync::atomic::AtomicU64,
+    /// Stateless backends: the calls in flight, by request id; dropping one's sender ends the
+    /// call's task, which closes its POST stream (2026 cancellation).
+    calls: Mutex<std::collections::HashMap<RequestId, tokio::sync::oneshot::Sender<()>>>,
 }
 
 #[derive(Default)]
@@ -137,6 +140,7 @@ impl HttpUpstream {
             stop,
             inputs: Mutex::default(),
             next_input: std::sync::atomic::AtomicU64::new(1),
+            calls: Mutex::default(),
         };
         Ok(Self {
             shared: Arc::new(shared),

@@ -21,7 +21,9 @@ use crate::protocol::era2026::{
     REQUEST_STATE,
 };
 use crate::protocol::jsonrpc::codes;
-use crate::protocol::{ErrorObject, Message, ProtocolVersion, Request, RequestId, Response, sse};
+use crate::protocol::{
+    ErrorObject, Message, ProtocolVersion, Request, RequestId, Response, methods, sse,
+};
 use crate::upstream::{UpstreamError, UpstreamEvent};
 
 /// Most MRTR rounds one call may take before the gateway gives up.
@@ -44,7 +46,19 @@ impl Shared {
         match msg {
             Message::Request(req) => {
                 let shared = Arc::clone(self);
-                drop(self.spawn(async move { shared.call_modern(req, env).await }));
+                let (cancel, cancelled) = oneshot::channel::<()>();
+                let id = req.id.clone();
+                self.calls().insert(id.clone(), cancel);
+                drop(self.spawn(async move {
+                    tokio::select! {
+                        _ = cancelled => {
+                            debug!(backend = %shared.name, request = %id, "Call cancelled; its stream is closed");
+                        }
+                        () = Arc::clone(&shared).call_modern(req, env) => {
+                            shared.calls().remove(&id);
+                        }
+                    }
+                }));
             }
             Message::Response(r) => {
                 let waiter = self.inputs().remove(&r.id);
@@ -57,10 +71,27 @@ impl Shared {
                     }
                 }
             }
+            Message::Notification(n) if n.method == methods::CANCELLED => {
+                let id = n
+                    .param("requestId")
+                    .and_then(|v| serde_json::from_value::<RequestId>(v.clone()).ok());
+                if let Some(id) = id {
+                    // Dropping the sender ends the call's task and with it the POST stream.
+                    drop(self.calls().remove(&id));
+                }
+            }
             Message::Notification(n) => {
                 debug!(backend = %self.name, method = %n.method, "Notification not forwarded to a stateless backend");
             }
         }
+    }
+
+    fn calls(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<RequestId, oneshot::Sender<()>>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn inputs(

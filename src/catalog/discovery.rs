@@ -100,6 +100,7 @@ impl Discoverer {
             backlog,
             &ClientIdentity::gateway(),
             cfg.timeouts.connect,
+            false,
         )
         .await?;
         let mut snap = Snapshot {

@@ -113,7 +113,22 @@ impl BackendState {
             .map_err(|_| UpstreamError::Timeout(timeout))??;
         let mut backlog = Vec::new();
         let identity = self.identity();
-        let info = handshake::open(&up, &mut rx, &mut backlog, &identity, timeout).await?;
+        // The discovery connection probed this backend; a known 2025 server is not re-probed.
+        let known_sessionful = self
+            .args
+            .shared
+            .catalog
+            .snapshot(self.args.backend)
+            .is_some_and(|s| !s.info().stateless);
+        let info = handshake::open(
+            &up,
+            &mut rx,
+            &mut backlog,
+            &identity,
+            timeout,
+            known_sessionful,
+        )
+        .await?;
         debug!(session = %self.args.session_id, backend = %self.name(), version = %info.protocol_version, "Backend session open");
         self.up = Some(up);
         // A stateless backend has no session-wide log level (2026: per request).

@@ -103,15 +103,20 @@ pub async fn call(
 /// Opens the protocol with a backend: a Streamable HTTP backend is first probed with
 /// `server/discover` (2026-07-28); one that answers is remembered as stateless on this
 /// connection. Anything else (and every other transport) gets the `initialize` handshake.
-/// Request id `0` is reserved for the probe and the handshake.
+/// Request id `0` is reserved for the probe and the handshake. `known_sessionful`: the
+/// backend's discovery connection (which always probes) found it a 2025 server, so a backend
+/// session skips the probe's extra round trip.
 pub async fn open(
     up: &Upstream,
     events: &mut mpsc::Receiver<UpstreamEvent>,
     backlog: &mut Vec<Message>,
     client: &ClientIdentity,
     timeout: Duration,
+    known_sessionful: bool,
 ) -> Result<BackendInfo, CallError> {
-    if let Upstream::Http(http) = up {
+    if let Upstream::Http(http) = up
+        && !known_sessionful
+    {
         http.set_modern(Some(super::http::Envelope {
             capabilities: client.capabilities.clone(),
             client_info: json!({"name": client.name, "version": client.version}),

@@ -94,12 +94,13 @@ impl Discoverer {
         backlog: &mut Vec<Message>,
     ) -> Result<(), CallError> {
         let cfg = &self.catalog.backends()[self.idx];
-        let info = handshake::initialize(
+        let info = handshake::open(
             up,
             rx,
             backlog,
             &ClientIdentity::gateway(),
             cfg.timeouts.connect,
+            false,
         )
         .await?;
         let mut snap = Snapshot {
@@ -113,8 +114,26 @@ impl Discoverer {
             resources = snap.resources.len(),
             "Backend discovered"
         );
+        let stateless = snap.info.stateless;
         self.catalog.publish(self.idx, snap);
         self.mark_attempted();
+        // A stateless (2026-07-28) backend has no session stream: list changes arrive on a
+        // long-lived `subscriptions/listen` request instead. When it ends, reconnect (re-probe).
+        let listen = if stateless {
+            self.next_id += 1;
+            let filter = json!({"notifications": {
+                "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
+            }});
+            let req = Request::new(
+                RequestId::Num(self.next_id),
+                crate::protocol::era2026::SUBSCRIPTIONS_LISTEN,
+                filter.as_object().cloned(),
+            );
+            up.send(req.into_message()).await?;
+            Some(RequestId::Num(self.next_id))
+        } else {
+            None
+        };
         loop {
             for msg in std::mem::take(backlog) {
                 self.on_message(up, rx, backlog, msg).await?;
@@ -149,7 +168,13 @@ impl Discoverer {
                     )
                     .into());
                 }
-                Some(UpstreamEvent::SendFailed { .. }) => {}
+                Some(UpstreamEvent::SendFailed { msg, error }) => {
+                    if let (Message::Request(r), Some(l)) = (&msg, &listen)
+                        && &r.id == l
+                    {
+                        return Err(error.into());
+                    }
+                }
                 None => return Ok(()),
             }
         }

@@ -113,10 +113,26 @@ impl BackendState {
             .map_err(|_| UpstreamError::Timeout(timeout))??;
         let mut backlog = Vec::new();
         let identity = self.identity();
-        let info = handshake::initialize(&up, &mut rx, &mut backlog, &identity, timeout).await?;
+        // The discovery connection probed this backend; a known 2025 server is not re-probed.
+        let known_sessionful = self
+            .args
+            .shared
+            .catalog
+            .snapshot(self.args.backend)
+            .is_some_and(|s| !s.info().stateless);
+        let info = handshake::open(
+            &up,
+            &mut rx,
+            &mut backlog,
+            &identity,
+            timeout,
+            known_sessionful,
+        )
+        .await?;
         debug!(session = %self.args.session_id, backend = %self.name(), version = %info.protocol_version, "Backend session open");
         self.up = Some(up);
-        if let Some(level) = self.args.log_level.clone() {
+        // A stateless backend has no session-wide log level (2026: per request).
+        if let Some(level) = self.args.log_level.clone().filter(|_| !info.stateless) {
             let mut p = Map::new();
             p.insert("level".into(), level);
             self.internal(methods::LOGGING_SET_LEVEL.into(), Some(p))

@@ -15,6 +15,9 @@ pub struct BackendInfo {
     pub capabilities: Map<String, Value>,
     pub server_info: Value,
     pub instructions: Option<String>,
+    /// The backend answered `server/discover`: it is spoken to as a 2026-07-28 stateless
+    /// server (no session; the envelope on every request).
+    pub stateless: bool,
 }
 
 impl BackendInfo {
@@ -97,6 +100,83 @@ pub async fn call(
         .map_err(|_| CallError::Upstream(UpstreamError::Timeout(timeout)))?
 }
 
+/// Opens the protocol with a backend: a Streamable HTTP backend is first probed with
+/// `server/discover` (2026-07-28); one that answers is remembered as stateless on this
+/// connection. Anything else (and every other transport) gets the `initialize` handshake.
+/// Request id `0` is reserved for the probe and the handshake. `known_sessionful`: the
+/// backend's discovery connection (which always probes) found it a 2025 server, so a backend
+/// session skips the probe's extra round trip.
+pub async fn open(
+    up: &Upstream,
+    events: &mut mpsc::Receiver<UpstreamEvent>,
+    backlog: &mut Vec<Message>,
+    client: &ClientIdentity,
+    timeout: Duration,
+    known_sessionful: bool,
+) -> Result<BackendInfo, CallError> {
+    if let Upstream::Http(http) = up
+        && !known_sessionful
+    {
+        http.set_modern(Some(super::http::Envelope {
+            capabilities: client.capabilities.clone(),
+            client_info: json!({"name": client.name, "version": client.version}),
+        }));
+        match discover(up, events, backlog, timeout).await {
+            Ok(info) => return Ok(info),
+            Err(CallError::Upstream(e @ UpstreamError::Connect(_))) => return Err(e.into()),
+            Err(e) => {
+                tracing::debug!(error = %e, "server/discover refused; falling back to initialize");
+                http.set_modern(None);
+            }
+        }
+    }
+    initialize(up, events, backlog, client, timeout).await
+}
+
+/// `server/discover`: the 2026-07-28 probe (the transport adds the envelope and headers).
+async fn discover(
+    up: &Upstream,
+    events: &mut mpsc::Receiver<UpstreamEvent>,
+    backlog: &mut Vec<Message>,
+    timeout: Duration,
+) -> Result<BackendInfo, CallError> {
+    let req = Request::new(RequestId::Num(0), "server/discover", None);
+    let raw = call(up, events, backlog, req, timeout).await?;
+    let v: Value = serde_json::from_str(raw.get())
+        .map_err(|e| UpstreamError::Protocol(format!("server/discover result: {e}")))?;
+    let supported = v
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .is_some_and(|vs| {
+            vs.iter()
+                .any(|s| s.as_str() == Some(ProtocolVersion::V2026_07_28.as_str()))
+        });
+    if !supported {
+        return Err(UpstreamError::Protocol(
+            "server/discover does not list 2026-07-28 among supportedVersions".into(),
+        )
+        .into());
+    }
+    Ok(BackendInfo {
+        protocol_version: ProtocolVersion::V2026_07_28.as_str().into(),
+        capabilities: v
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        // The transport lifts the `_meta` serverInfo stamp into this field.
+        server_info: v
+            .get("serverInfo")
+            .cloned()
+            .unwrap_or_else(|| json!({"name": "unknown", "version": "0"})),
+        instructions: v
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        stateless: true,
+    })
+}
+
 /// Runs `initialize` + `notifications/initialized`. Request id `0` is reserved for it.
 pub async fn initialize(
     up: &Upstream,
@@ -133,6 +213,7 @@ pub async fn initialize(
             .get("instructions")
             .and_then(Value::as_str)
             .map(str::to_string),
+        stateless: false,
     };
     if ProtocolVersion::parse(&info.protocol_version).is_none() {
         return Err(UpstreamError::Protocol(format!(

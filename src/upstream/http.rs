@@ -1,6 +1,9 @@
 //! Streamable HTTP client transport to one backend: one POST per message, JSON or SSE answers, the GET stream.
 
+mod modern;
 mod stream;
+
+pub use modern::Envelope;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -66,6 +69,18 @@ struct Shared {
     events: mpsc::Sender<UpstreamEvent>,
     state: Mutex<SessionState>,
     stop: watch::Receiver<()>,
+    /// Stateless backends: the client's answers awaited by MRTR rounds, by the id the gateway
+    /// gave the server→client request it made of an input request.
+    inputs: Mutex<
+        std::collections::HashMap<
+            RequestId,
+            tokio::sync::oneshot::Sender<crate::protocol::Response>,
+        >,
+    >,
+    next_input: std::sync::atomic::AtomicU64,
+    /// Stateless backends: the calls in flight, by request id; dropping one's sender ends the
+    /// call's task, which closes its POST stream (2026 cancellation).
+    calls: Mutex<std::collections::HashMap<RequestId, tokio::sync::oneshot::Sender<()>>>,
 }
 
 #[derive(Default)]
@@ -74,6 +89,8 @@ struct SessionState {
     protocol_version: Option<HeaderValue>,
     /// The session's standalone GET stream, once opened.
     get_stream: Option<AbortOnDrop>,
+    /// Set while the backend is spoken to as a 2026-07-28 stateless server.
+    modern: Option<Arc<Envelope>>,
 }
 
 /// Headers of the session a message is sent in, snapshotted at `send` time.
@@ -121,6 +138,9 @@ impl HttpUpstream {
             events,
             state: Mutex::new(SessionState::default()),
             stop,
+            inputs: Mutex::default(),
+            next_input: std::sync::atomic::AtomicU64::new(1),
+            calls: Mutex::default(),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -135,6 +155,11 @@ impl HttpUpstream {
         }
         let session = {
             let mut st = self.shared.state();
+            if let Some(env) = st.modern.clone() {
+                drop(st);
+                self.shared.send_modern(msg, env);
+                return Ok(());
+            }
             if is_method(&msg, "initialize") {
                 // A new handshake starts a new session: forget the old one and its GET stream.
                 *st = SessionState::default();
@@ -151,6 +176,14 @@ impl HttpUpstream {
                 .spawn(async move { shared.post(msg, session).await }),
         );
         Ok(())
+    }
+
+    /// Speaks 2026-07-28 (stateless, `envelope` on every request) from now on, or, with
+    /// `None`, the sessionful revisions again.
+    pub fn set_modern(&self, envelope: Option<Envelope>) {
+        let mut st = self.shared.state();
+        *st = SessionState::default();
+        st.modern = envelope.map(Arc::new);
     }
 
     /// Ends the backend session with DELETE (405 means the server does not allow it), then

@@ -13,6 +13,8 @@ the peer that validates `py_client.py --era 2026`. Tools:
     ask_name()               elicits {"name": str}        → "Hello, <name>"
     sample_text(prompt)      samples the client's LLM      → "<sampled text> (<model>)"
     client_roots()           lists the client's roots      → "<uri> <name>" per line
+    add_tool(name)           registers tool `name` at runtime and announces the tools list
+                             change (2026: to `subscriptions/listen` subscribers) → "added <name>"
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ def sample_text(prompt: str, sampled: Annotated[CreateMessageResult, Resolve(_sa
 def client_roots(roots: Annotated[ListRootsResult, Resolve(_roots)]) -> str:
     """List the client's roots."""
     return "\n".join(f"{r.uri} {r.name}" for r in roots.roots)
+
+
+@mcp.tool()
+async def add_tool(name: str, ctx: Context) -> str:
+    """Register a new tool at runtime and announce the list change."""
+
+    def added() -> str:
+        return f"I am {name}"
+
+    mcp.add_tool(added, name=name, description="Added at runtime")
+    await ctx.notify_tools_changed()
+    return f"added {name}"
 
 
 if __name__ == "__main__":

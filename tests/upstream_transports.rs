@@ -528,11 +528,12 @@ async fn http_url_user_info_becomes_basic_auth_and_stays_off_the_request_line() 
     let url = format!("http://user:p%40ss@127.0.0.1:{port}/mcp?x=1#frag");
     let (up, mut rx) = connect(&http_backend(&url, &[])).await;
     up.send(request(1, "tools/list", json!({}))).await.unwrap();
-    wait_for(&mut rx, "the JSON answer", |ev| match ev {
-        UpstreamEvent::Message { related, .. } => Some(assert_eq!(related, &num(1))),
+    let related = wait_for(&mut rx, "the JSON answer", |ev| match ev {
+        UpstreamEvent::Message { related, .. } => Some(related.clone()),
         _ => None,
     })
     .await;
+    assert_eq!(related, num(1));
     let head = server.await.unwrap();
     let lower = head.to_ascii_lowercase();
     assert!(head.starts_with("POST /mcp?x=1 HTTP/1.1\r\n"), "{head}");

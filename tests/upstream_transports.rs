@@ -583,3 +583,26 @@ async fn https_backend_speaks_tls_and_a_failed_handshake_leaks_no_credentials() 
     let text = format!("{error} {error:?} {up:?}");
     assert!(!text.contains("secret"), "{text}");
 }
+
+#[tokio::test]
+async fn https_backend_stalling_the_tls_handshake_hits_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts the TCP connection, then never answers the ClientHello.
+    let server = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(WAIT).await;
+        drop(sock);
+    });
+    let mut cfg = http_backend(&format!("https://127.0.0.1:{port}/mcp"), &[]);
+    cfg.timeouts.connect = std::time::Duration::from_millis(300);
+    let (up, mut rx) = connect(&cfg).await;
+    up.send(request(1, "tools/list", json!({}))).await.unwrap();
+    let error = wait_for(&mut rx, "SendFailed", |ev| match ev {
+        UpstreamEvent::SendFailed { error, .. } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(error, UpstreamError::Timeout(_)), "{error:?}");
+    server.abort();
+}

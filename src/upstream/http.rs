@@ -46,7 +46,45 @@ const MAX_RESUMES: u32 = 5;
 /// The keep-alive HTTP client of one backend: hyper's pooled client over plain TCP or rustls
 /// (Mozilla roots; HTTP/2 when the server offers it by ALPN). It never follows redirects, so
 /// configured credential headers cannot leak to another host.
-pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type Client = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
+
+/// TCP (+ TLS for https) connector whose whole connect, TLS handshake included, is bounded by
+/// `timeouts.connect`, as reqwest's was (hyper's own connect timeout covers TCP only).
+#[derive(Clone, Debug)]
+pub struct Connector {
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = <HttpsConnector<HttpConnector> as tower_service::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.inner.call(dst);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect (TCP and TLS) timed out",
+                )
+                .into()),
+            }
+        })
+    }
+}
 
 /// Builds the keep-alive client of one HTTP backend. No overall request timeout: long tool
 /// calls stream, and the owner enforces per-request deadlines.
@@ -61,12 +99,16 @@ pub(crate) fn build_client(t: &Timeouts) -> Result<Client, UpstreamError> {
         .https_or_http()
         .enable_all_versions()
         .wrap_connector(tcp);
+    let connector = Connector {
+        inner: tls,
+        timeout: t.connect,
+    };
     Ok(
         hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(tls),
+            .build(connector),
     )
 }
 

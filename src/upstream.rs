@@ -73,7 +73,7 @@ pub struct UpstreamPool {
 struct PoolInner {
     /// One keep-alive client per Streamable HTTP backend, keyed by backend name, so each
     /// backend's connect timeout applies and its connections are shared by every session.
-    http: HashMap<String, reqwest::Client>,
+    http: HashMap<String, http::Client>,
 }
 
 impl UpstreamPool {
@@ -91,7 +91,7 @@ impl UpstreamPool {
     }
 
     /// The pooled client of the HTTP backend `backend`, if the pool was built with it.
-    pub fn http_client(&self, backend: &str) -> Option<&reqwest::Client> {
+    pub fn http_client(&self, backend: &str) -> Option<&http::Client> {
         self.inner.http.get(backend)
     }
 }

@@ -481,3 +481,128 @@ async fn websocket_socket_end_emits_closed() {
     .await;
     assert!(matches!(error, UpstreamError::Closed(_)), "{error:?}");
 }
+
+/// Accepts one connection, reads a request head and its body, answers `response`; returns the head.
+async fn one_raw_exchange(listener: tokio::net::TcpListener, response: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut sock, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let head_end = loop {
+        let mut chunk = [0u8; 4096];
+        let n = sock.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a request head");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = sock.read(&mut chunk).await.unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    sock.write_all(response.as_bytes()).await.unwrap();
+    head
+}
+
+#[tokio::test]
+async fn http_url_user_info_becomes_basic_auth_and_stays_off_the_request_line() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#;
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let server = tokio::spawn(one_raw_exchange(listener, response));
+    let url = format!("http://user:p%40ss@127.0.0.1:{port}/mcp?x=1#frag");
+    let (up, mut rx) = connect(&http_backend(&url, &[])).await;
+    up.send(request(1, "tools/list", json!({}))).await.unwrap();
+    let related = wait_for(&mut rx, "the JSON answer", |ev| match ev {
+        UpstreamEvent::Message { related, .. } => Some(related.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(related, num(1));
+    let head = server.await.unwrap();
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("POST /mcp?x=1 HTTP/1.1\r\n"), "{head}");
+    // base64("user:p@ss")
+    assert!(
+        lower.contains("authorization: basic dxnlcjpwqhnz\r\n"),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
+    assert!(lower.contains("user-agent: switchboard/"), "{head}");
+    assert!(
+        lower.contains("content-type: application/json\r\n"),
+        "{head}"
+    );
+    assert!(
+        lower.contains("accept: application/json, text/event-stream\r\n"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn https_backend_speaks_tls_and_a_failed_handshake_leaks_no_credentials() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Reads the first bytes (a TLS ClientHello is a handshake record: 0x16 0x03 …), then hangs up.
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut first = [0u8; 2];
+        sock.read_exact(&mut first).await.unwrap();
+        first
+    });
+    let url = format!("https://127.0.0.1:{port}/mcp?token=url-secret");
+    let cfg = http_backend(&url, &[("Authorization", "Bearer header-secret")]);
+    let (up, mut rx) = connect(&cfg).await;
+    up.send(request(1, "tools/list", json!({}))).await.unwrap();
+    let error = wait_for(&mut rx, "SendFailed", |ev| match ev {
+        UpstreamEvent::SendFailed { error, .. } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(server.await.unwrap(), [0x16, 0x03], "not a TLS handshake");
+    assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
+    let text = format!("{error} {error:?} {up:?}");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+#[tokio::test]
+async fn https_backend_stalling_the_tls_handshake_hits_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts the TCP connection, then never answers the ClientHello.
+    let server = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(WAIT).await;
+        drop(sock);
+    });
+    let mut cfg = http_backend(&format!("https://127.0.0.1:{port}/mcp"), &[]);
+    cfg.timeouts.connect = std::time::Duration::from_millis(300);
+    let (up, mut rx) = connect(&cfg).await;
+    up.send(request(1, "tools/list", json!({}))).await.unwrap();
+    let error = wait_for(&mut rx, "SendFailed", |ev| match ev {
+        UpstreamEvent::SendFailed { error, .. } => Some(error.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(error, UpstreamError::Timeout(_)), "{error:?}");
+    server.abort();
+}

@@ -10,12 +10,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Client, StatusCode, Url};
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, warn};
+use url::Url;
 
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, Timeouts, TransportConfig};
@@ -31,24 +38,81 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const POST_ACCEPT: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const SSE_ACCEPT: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const USER_AGENT_VALUE: HeaderValue =
+    HeaderValue::from_static(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
 
 /// Largest JSON body or single SSE event accepted from a backend.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// How many times a POST's SSE stream that ended early is resumed with `Last-Event-ID`.
 const MAX_RESUMES: u32 = 5;
 
+/// The keep-alive HTTP client of one backend: hyper's pooled client over plain TCP or rustls
+/// (Mozilla roots; HTTP/2 when the server offers it by ALPN). It never follows redirects, so
+/// configured credential headers cannot leak to another host.
+pub type Client = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
+
+/// TCP (+ TLS for https) connector whose whole connect, TLS handshake included, is bounded by
+/// `timeouts.connect`, as reqwest's was (hyper's own connect timeout covers TCP only).
+#[derive(Clone, Debug)]
+pub struct Connector {
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = <HttpsConnector<HttpConnector> as tower_service::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.inner.call(dst);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect (TCP and TLS) timed out",
+                )
+                .into()),
+            }
+        })
+    }
+}
+
 /// Builds the keep-alive client of one HTTP backend. No overall request timeout: long tool
 /// calls stream, and the owner enforces per-request deadlines.
 pub(crate) fn build_client(t: &Timeouts) -> Result<Client, UpstreamError> {
-    Client::builder()
-        .connect_timeout(t.connect)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        // Configured credential headers must not follow a redirect to another host.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| UpstreamError::Connect(format!("cannot build HTTP client: {}", describe(e))))
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(t.connect));
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| UpstreamError::Connect(format!("cannot build the TLS client: {e}")))?
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(tcp);
+    let connector = Connector {
+        inner: tls,
+        timeout: t.connect,
+    };
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector),
+    )
 }
 
 /// A Streamable HTTP connection: the backend session id and protocol version, plus background
@@ -61,9 +125,11 @@ pub struct HttpUpstream {
 
 struct Shared {
     name: Arc<str>,
-    url: Url,
+    /// The backend's URL, parsed once: no user info (moved to `headers`), no fragment.
+    uri: Uri,
     client: Client,
-    /// Configured headers, values marked sensitive.
+    /// Configured headers (values marked sensitive), plus `User-Agent` and the URL's user info
+    /// as Basic credentials unless configured otherwise.
     headers: HeaderMap,
     timeouts: Timeouts,
     events: mpsc::Sender<UpstreamEvent>,
@@ -121,19 +187,14 @@ impl HttpUpstream {
                 cfg.name
             )));
         };
-        let url = Url::parse(url)
-            .map_err(|e| UpstreamError::Connect(format!("backend url is invalid: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(UpstreamError::Connect(
-                "backend url must be http:// or https://".into(),
-            ));
-        }
+        let mut headers = header_map(headers)?;
+        let uri = parse_url(url, &mut headers)?;
         let (stop_tx, stop) = watch::channel(());
         let shared = Shared {
             name: cfg.name.as_str().into(),
-            url,
+            uri,
             client,
-            headers: header_map(headers)?,
+            headers,
             timeouts: cfg.timeouts,
             events,
             state: Mutex::new(SessionState::default()),
@@ -200,12 +261,10 @@ impl HttpUpstream {
         if let Some(v) = protocol_version {
             headers.insert(PROTOCOL_VERSION, v);
         }
-        let req = self
-            .shared
-            .client
-            .delete(self.shared.url.clone())
-            .headers(headers)
-            .send();
+        let req =
+            self.shared
+                .client
+                .request(self.shared.request(Method::DELETE, headers, Bytes::new()));
         let backend = &self.shared.name;
         match tokio::time::timeout(self.shared.timeouts.connect, req).await {
             Ok(Ok(r))
@@ -217,7 +276,7 @@ impl HttpUpstream {
                 debug!(backend = %backend, status = r.status().as_u16(), "Backend refused DELETE of its session");
             }
             Ok(Err(e)) => {
-                debug!(backend = %backend, error = %describe(e), "DELETE of backend session failed")
+                debug!(backend = %backend, error = %describe(&e), "DELETE of backend session failed")
             }
             Err(_) => debug!(backend = %backend, "DELETE of backend session timed out"),
         }
@@ -235,7 +294,7 @@ impl Shared {
         F: Future<Output = ()> + Send + 'static,
     {
         let mut stop = self.stop.clone();
-        // Boxed: a POST's future (reqwest's included) is large, and tokio copies a task's
+        // Boxed: a POST's future (hyper's included) is large, and tokio copies a task's
         // future several times while spawning and once more when it completes.
         let fut = Box::pin(fut);
         tokio::spawn(
@@ -255,8 +314,8 @@ impl Shared {
     }
 
     /// Base headers of every request: the configured ones plus the session's. Sized up front
-    /// for what we, reqwest (user-agent) and hyper (host, content-length) add, so the map is
-    /// allocated once instead of growing on the hot path.
+    /// for what we and hyper (host, content-length) add, so the map is allocated once instead
+    /// of growing on the hot path.
     fn request_headers(&self, session: &SessionHeaders, accept: HeaderValue) -> HeaderMap {
         let mut h = HeaderMap::with_capacity(self.headers.len() + 8);
         for (name, value) in &self.headers {
@@ -272,15 +331,21 @@ impl Shared {
         h
     }
 
+    /// A request to the backend's URL, built in place (no builder, no URL parsing).
+    fn request(&self, method: Method, headers: HeaderMap, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = headers;
+        req
+    }
+
     /// POSTs one message and turns the answer into events.
     async fn post(self: Arc<Self>, msg: Message, session: SessionHeaders) {
         let mut headers = self.request_headers(&session, POST_ACCEPT);
         headers.insert(CONTENT_TYPE, JSON);
-        // A ready-made request: the builder would copy the headers into a fresh, growing map.
-        let mut req = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
-        *req.headers_mut() = headers;
-        *req.body_mut() = Some(msg.to_bytes().into());
-        let sent = self.client.execute(req).await;
+        let req = self.request(Method::POST, headers, msg.to_bytes());
+        let sent = self.client.request(req).await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
@@ -315,7 +380,7 @@ impl Shared {
     }
 
     /// Reads a JSON body: the one answer to the POSTed message.
-    async fn read_json(&self, resp: reqwest::Response, msg: Message) {
+    async fn read_json(&self, resp: Response<Incoming>, msg: Message) {
         let body = match read_body(resp).await {
             Ok(b) if b.iter().all(u8::is_ascii_whitespace) => return,
             Ok(b) => b,
@@ -343,7 +408,7 @@ impl Shared {
     /// response to the request arrived.
     async fn read_post_stream(
         &self,
-        resp: reqwest::Response,
+        resp: Response<Incoming>,
         msg: Message,
         session: SessionHeaders,
     ) {
@@ -399,7 +464,7 @@ impl Shared {
         &self,
         session: &SessionHeaders,
         last: &str,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let mut headers = self.request_headers(session, SSE_ACCEPT);
         let last = HeaderValue::from_str(last).map_err(|_| {
             UpstreamError::Protocol("SSE event id is not a valid header value".into())
@@ -407,9 +472,7 @@ impl Shared {
         headers.insert(LAST_EVENT_ID, last);
         let resp = self
             .client
-            .get(self.url.clone())
-            .headers(headers)
-            .send()
+            .request(self.request(Method::GET, headers, Bytes::new()))
             .await
             .map_err(|e| self.request_error(e))?;
         if !resp.status().is_success() {
@@ -442,7 +505,7 @@ impl Shared {
     }
 
     /// Takes `Mcp-Session-Id` from the answer to `initialize`.
-    fn learn_session_id(&self, resp: &reqwest::Response) {
+    fn learn_session_id(&self, resp: &Response<Incoming>) {
         let id = resp.headers().get(SESSION_ID).filter(|v| {
             // The spec allows visible ASCII only.
             v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
@@ -490,14 +553,15 @@ impl Shared {
         }
     }
 
-    /// Maps a reqwest error; its text never carries the URL (which may hold a token) or headers.
-    fn request_error(&self, e: reqwest::Error) -> UpstreamError {
-        if e.is_timeout() {
+    /// Maps a client error; hyper's errors never carry the URL (which may hold a token) or
+    /// headers.
+    fn request_error(&self, e: hyper_util::client::legacy::Error) -> UpstreamError {
+        if timed_out(&e) {
             UpstreamError::Timeout(self.timeouts.connect)
         } else if e.is_connect() {
-            UpstreamError::Connect(describe(e))
+            UpstreamError::Connect(describe(&e))
         } else {
-            UpstreamError::Io(describe(e))
+            UpstreamError::Io(describe(&e))
         }
     }
 }
@@ -518,11 +582,69 @@ fn header_map(
     Ok(map)
 }
 
-/// An error and its causes, without the request URL.
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
+/// The backend URL as a request URI: http(s) only, without fragment. User info (which
+/// `http::Uri` would put on the wire nowhere) becomes a Basic `Authorization` header unless
+/// one is configured, as reqwest did.
+fn parse_url(url: &str, headers: &mut HeaderMap) -> Result<Uri, UpstreamError> {
+    let mut url = Url::parse(url)
+        .map_err(|e| UpstreamError::Connect(format!("backend url is invalid: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UpstreamError::Connect(
+            "backend url must be http:// or https://".into(),
+        ));
+    }
+    url.set_fragment(None);
+    if !url.username().is_empty() || url.password().is_some() {
+        let user = percent_decode(url.username());
+        let password = url.password().map(percent_decode);
+        let mut credentials = format!("{user}:");
+        if let Some(p) = password {
+            credentials.push_str(&p);
+        }
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .map_err(|_| UpstreamError::Connect("backend url credentials are invalid".into()))?;
+        value.set_sensitive(true);
+        if !headers.contains_key(AUTHORIZATION) {
+            headers.insert(AUTHORIZATION, value);
+        }
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    if !headers.contains_key(USER_AGENT) {
+        headers.insert(USER_AGENT, USER_AGENT_VALUE);
+    }
+    // Not echoing the parser's error: the URL may hold a token.
+    url.as_str()
+        .parse::<Uri>()
+        .map_err(|_| UpstreamError::Connect("backend url is not a valid request URI".into()))
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Whether a client error was the connect timeout (an I/O `TimedOut` among its causes).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// An error and its causes. hyper's errors carry neither the request URL nor headers.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
@@ -532,7 +654,7 @@ fn describe(e: reqwest::Error) -> String {
 }
 
 /// Whether a response's media type (without parameters, any case) is `media`.
-fn is_media(resp: &reqwest::Response, media: &str) -> bool {
+fn is_media(resp: &Response<Incoming>, media: &str) -> bool {
     let Some(v) = resp
         .headers()
         .get(CONTENT_TYPE)
@@ -548,37 +670,52 @@ fn is_media(resp: &reqwest::Response, media: &str) -> bool {
 }
 
 /// Reads a whole body, refusing more than `MAX_MESSAGE_BYTES`.
-async fn read_body(resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
+async fn read_body(resp: Response<Incoming>) -> Result<Bytes, UpstreamError> {
     let too_big = || UpstreamError::Protocol("response body exceeds 16 MiB".into());
-    if resp
-        .content_length()
+    let mut body = resp.into_body();
+    if body
+        .size_hint()
+        .exact()
         .is_some_and(|n| n > MAX_MESSAGE_BYTES as u64)
     {
         return Err(too_big());
     }
-    let mut chunks = resp.bytes_stream();
-    let Some(first) = chunks.next().await else {
+    let Some(first) = next_chunk(&mut body).await else {
         return Ok(Bytes::new());
     };
-    let first = first.map_err(|e| UpstreamError::Io(describe(e)))?;
+    let first = first.map_err(|e| UpstreamError::Io(describe(&e)))?;
     if first.len() > MAX_MESSAGE_BYTES {
         return Err(too_big());
     }
-    let Some(second) = chunks.next().await else {
+    let Some(second) = next_chunk(&mut body).await else {
         // The usual case, a body in one chunk: hand it on without copying.
         return Ok(first);
     };
-    let mut body = BytesMut::from(&first[..]);
+    let mut whole = BytesMut::from(&first[..]);
     let mut next = Some(second);
     while let Some(chunk) = next {
-        let chunk = chunk.map_err(|e| UpstreamError::Io(describe(e)))?;
-        if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
+        let chunk = chunk.map_err(|e| UpstreamError::Io(describe(&e)))?;
+        if whole.len() + chunk.len() > MAX_MESSAGE_BYTES {
             return Err(too_big());
         }
-        body.extend_from_slice(&chunk);
-        next = chunks.next().await;
+        whole.extend_from_slice(&chunk);
+        next = next_chunk(&mut body).await;
     }
-    Ok(body.freeze())
+    Ok(whole.freeze())
+}
+
+/// The next data chunk of a body (trailers skipped); None at its end.
+async fn next_chunk(body: &mut Incoming) -> Option<Result<Bytes, hyper::Error>> {
+    loop {
+        match body.frame().await? {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Ok(data));
+                }
+            }
+            Err(e) => return Some(Err(e)),
+        }
+    }
 }
 
 /// Whether a failed resume says retrying cannot help: nobody accepts connections (the backend

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use reqwest::StatusCode;
-use reqwest::header::HeaderValue;
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{Method, Response, StatusCode};
+use hyper::body::Incoming;
 use tracing::{debug, warn};
 
 use super::{
     LAST_EVENT_ID, MAX_MESSAGE_BYTES, SSE_ACCEPT, SessionHeaders, Shared, describe, is_media,
+    next_chunk,
 };
 use crate::protocol::{Message, RequestId, sse};
 use crate::upstream::{UpstreamError, UpstreamEvent};
@@ -43,7 +45,7 @@ impl Shared {
     /// the stream answers (None for the GET stream). Returns whether its response arrived.
     pub(super) async fn consume(
         &self,
-        resp: reqwest::Response,
+        resp: Response<Incoming>,
         sent: Option<&Message>,
         related: Option<&RequestId>,
         cursor: &mut Cursor,
@@ -51,19 +53,19 @@ impl Shared {
         let mut decoder = sse::Decoder::new();
         let mut pending = 0usize;
         let mut answered = false;
-        let mut chunks = resp.bytes_stream();
+        let mut body = resp.into_body();
         loop {
             let next = if answered {
                 // Let the server finish the body so the connection goes back to the pool.
-                match tokio::time::timeout(LINGER_AFTER_ANSWER, chunks.next()).await {
+                match tokio::time::timeout(LINGER_AFTER_ANSWER, next_chunk(&mut body)).await {
                     Ok(next) => next,
                     Err(_) => break,
                 }
             } else {
-                chunks.next().await
+                next_chunk(&mut body).await
             };
             let Some(chunk) = next else { break };
-            let chunk = chunk.map_err(|e| UpstreamError::Io(describe(e)))?;
+            let chunk = chunk.map_err(|e| UpstreamError::Io(describe(&e)))?;
             pending += chunk.len();
             let events = decoder.feed(&chunk);
             if !events.is_empty() {
@@ -124,9 +126,7 @@ impl Shared {
             }
             let sent = self
                 .client
-                .get(self.url.clone())
-                .headers(headers)
-                .send()
+                .request(self.request(Method::GET, headers, Bytes::new()))
                 .await;
             match sent {
                 Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => {
@@ -166,7 +166,7 @@ impl Shared {
                 Err(e) => {
                     failures += 1;
                     if failures == 1 {
-                        warn!(backend = %self.name, error = %describe(e), "GET stream failed; retrying with backoff");
+                        warn!(backend = %self.name, error = %describe(&e), "GET stream failed; retrying with backoff");
                     }
                 }
             }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Response as HttpResponse, StatusCode};
+use hyper::body::Incoming;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::{JSON, MAX_MESSAGE_BYTES, POST_ACCEPT, SessionHeaders, Shared, describe, is_media};
+use super::{
+    JSON, MAX_MESSAGE_BYTES, POST_ACCEPT, SessionHeaders, Shared, describe, is_media, next_chunk,
+};
 use crate::protocol::era2026::{
     self, HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, INPUT_RESPONSES,
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO,
@@ -267,12 +269,14 @@ impl Shared {
         {
             headers.insert(HeaderName::from_static(HEADER_NAME), v);
         }
-        let mut http = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
-        *http.headers_mut() = headers;
-        *http.body_mut() = Some(Message::Request(req.clone()).to_bytes().into());
+        let http = self.request(
+            Method::POST,
+            headers,
+            Message::Request(req.clone()).to_bytes(),
+        );
         let resp = self
             .client
-            .execute(http)
+            .request(http)
             .await
             .map_err(|e| self.request_error(e))?;
         let status = resp.status();
@@ -295,15 +299,15 @@ impl Shared {
 
     async fn read_modern_stream(
         &self,
-        resp: reqwest::Response,
+        resp: HttpResponse<Incoming>,
         id: &RequestId,
         related: &RequestId,
     ) -> Result<Option<Response>, UpstreamError> {
         let mut decoder = sse::Decoder::new();
         let mut pending = 0usize;
-        let mut chunks = resp.bytes_stream();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| UpstreamError::Io(describe(e)))?;
+        let mut body = resp.into_body();
+        while let Some(chunk) = next_chunk(&mut body).await {
+            let chunk = chunk.map_err(|e| UpstreamError::Io(describe(&e)))?;
             pending += chunk.len();
             let events = decoder.feed(&chunk);
             if !events.is_empty() {

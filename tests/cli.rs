@@ -4,64 +4,22 @@
 #[path = "common/gateway.rs"]
 mod gateway;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use gateway::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn the_embedded_default_serves_the_demo_backends_merged() {
-    let mut child = tokio::process::Command::new(switchboard_bin())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env_remove("SWITCHBOARD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = line
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_string();
+    let mut gw =
+        GatewayProcess::start_args(&["serve".as_ref(), "--bind".as_ref(), "127.0.0.1:0".as_ref()])
+            .await;
+    let url = gw.url.clone();
     assert!(
         url.starts_with("http://127.0.0.1:"),
         "loopback by default: {url}"
     );
-    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut told = false;
-    while let Ok(Ok(Some(l))) = tokio::time::timeout(Duration::from_secs(10), err.next_line()).await
-    {
-        if l.contains("Connect an MCP client to") {
-            told = true;
-            break;
-        }
-    }
-    assert!(told, "prints how to connect");
-    let base = url.trim_end_matches("/mcp").to_string();
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status() == 200)
-            .unwrap_or(false)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "ready within 10 s");
+    gw.wait_log("Connect an MCP client to").await;
     let c = RawClient::connect(&url).await;
     let list = c.call(1, "tools/list", json!({})).await;
     let names: Vec<&str> = list["result"]["tools"]
@@ -79,11 +37,11 @@ async fn the_embedded_default_serves_the_demo_backends_merged() {
         assert!(names.contains(&t), "{t} in {names:?}");
     }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::unistd::Pid::from_raw(gw.pid),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), gw.child.wait())
         .await
         .expect("exits after SIGTERM")
         .unwrap();

@@ -5,12 +5,8 @@
 #[path = "common/gateway.rs"]
 mod gateway;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use gateway::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn records(path: &std::path::Path) -> Vec<Value> {
     let files = switchboard::telemetry::audit::log_files(path).unwrap();
@@ -97,48 +93,13 @@ async fn in_fsync_mode_every_answered_call_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
     let lab = HttpFixture::start("lab").await;
-    let cfg = dir.path().join("gw.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listeners: [{{bind: '127.0.0.1:0'}}]\nlog: {{level: warn}}\naudit: {{path: '{}', durability: fsync}}\nbackends:\n{}",
-            log.display(),
-            http_backend("lab", &lab.url)
-        ),
-    )
-    .unwrap();
-    let mut child = tokio::process::Command::new(switchboard_bin())
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_string();
-    let base = url.trim_end_matches("/mcp").to_string();
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..400 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status() == 200)
-            .unwrap_or(false)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(ready);
+    let yaml = format!(
+        "listeners: [{{bind: '127.0.0.1:0'}}]\naudit: {{path: '{}', durability: fsync}}\nbackends:\n{}",
+        log.display(),
+        http_backend("lab", &lab.url)
+    );
+    let (mut gw, _cfg_dir) = GatewayProcess::start(&yaml).await;
+    let url = gw.url.clone();
     let c = RawClient::connect(&url).await;
     // Answered calls, then a burst still in flight when the process is killed.
     let mut answered = 0;
@@ -158,8 +119,8 @@ async fn in_fsync_mode_every_answered_call_survives_sigkill() {
         })
         .collect();
     tokio::task::yield_now().await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    gw.child.start_kill().unwrap();
+    gw.child.wait().await.unwrap();
     for b in burst {
         if let Ok(r) = b.await
             && r.get("result").is_some()

@@ -7,16 +7,12 @@ mod gateway;
 #[path = "common/ws_stdio_bridge.rs"]
 mod ws_stdio_bridge;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use gateway::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-use tokio::sync::mpsc;
 use ws_stdio_bridge::start_ws_stdio_bridge;
 
 /// A backend entry with extra indented YAML lines appended (e.g. `timeouts:` or `env:`).
@@ -32,85 +28,6 @@ fn error_message(resp: &Value) -> String {
 }
 
 /// The real binary, started with a config file; stderr lines arrive on `logs`.
-struct GatewayProcess {
-    child: tokio::process::Child,
-    pid: i32,
-    url: String,
-    logs: mpsc::UnboundedReceiver<String>,
-}
-
-impl GatewayProcess {
-    async fn start(yaml: &str) -> (Self, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("switchboard.yaml");
-        std::fs::write(&path, yaml).expect("write config");
-        let mut child = Command::new(switchboard_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn the gateway");
-        let pid = i32::try_from(child.id().expect("pid")).expect("pid fits");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let line = tokio::time::timeout(EVENT_WAIT, stdout.next_line())
-            .await
-            .expect("gateway listening within the bound")
-            .expect("read stdout")
-            .expect("gateway exited before listening");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .trim()
-            .to_string();
-        let (tx, logs) = mpsc::unbounded_channel();
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        tokio::spawn(async move {
-            // Keep draining even if nobody listens, so the gateway never blocks on a full pipe.
-            while let Ok(Some(l)) = stderr.next_line().await {
-                let _ = tx.send(l);
-            }
-        });
-        let base = url.trim_end_matches("/mcp").to_string();
-        let deadline = Instant::now() + EVENT_WAIT;
-        loop {
-            let ready = reqwest::get(format!("{base}/readyz"))
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "gateway not ready in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let gw = GatewayProcess {
-            child,
-            pid,
-            url,
-            logs,
-        };
-        (gw, dir)
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    async fn wait_log(&mut self, needle: &str) -> String {
-        let wait = async {
-            while let Some(line) = self.logs.recv().await {
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-            panic!("gateway stderr ended before {needle:?}");
-        };
-        tokio::time::timeout(EVENT_WAIT, wait)
-            .await
-            .unwrap_or_else(|_| panic!("no {needle:?} log line in time"))
-    }
-}
-
 /// Tries to open a new session on a fresh connection: `Err` when refused or answered with an error.
 async fn try_new_session(url: &str) -> Result<(), String> {
     let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{

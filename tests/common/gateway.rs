@@ -13,6 +13,7 @@ use switchboard::config::Config;
 use switchboard::gateway::Gateway;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 /// The gateway binary (it also serves the demo/fixture backends via `demo-backend`).
 pub(crate) fn switchboard_bin() -> PathBuf {
@@ -438,4 +439,92 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
         .iter()
         .filter_map(|x| x.as_str().map(str::to_string))
         .collect()
+}
+
+/// The real `switchboard` binary running as a child process (killed on drop): its URL from the
+/// `listening on` line, its stderr lines, ready (`/readyz` 200) before `start` returns.
+pub(crate) struct GatewayProcess {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) pid: i32,
+    pub(crate) url: String,
+    pub(crate) logs: mpsc::UnboundedReceiver<String>,
+}
+
+impl GatewayProcess {
+    /// `switchboard serve --config <yaml written to a temp dir>`.
+    pub(crate) async fn start(yaml: &str) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.yaml");
+        std::fs::write(&path, yaml).expect("write config");
+        let gw = Self::start_args(&["serve".as_ref(), "--config".as_ref(), path.as_os_str()]).await;
+        (gw, dir)
+    }
+
+    /// `switchboard <args>`.
+    pub(crate) async fn start_args(args: &[&std::ffi::OsStr]) -> Self {
+        let mut child = Command::new(switchboard_bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the gateway");
+        let pid = i32::try_from(child.id().expect("pid")).expect("pid fits");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = tokio::time::timeout(EVENT_WAIT, stdout.next_line())
+            .await
+            .expect("gateway listening within the bound")
+            .expect("read stdout")
+            .expect("gateway exited before listening");
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .trim()
+            .to_string();
+        let (tx, logs) = mpsc::unbounded_channel();
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        tokio::spawn(async move {
+            // Keep draining even if nobody listens, so the gateway never blocks on a full pipe.
+            while let Ok(Some(l)) = stderr.next_line().await {
+                let _ = tx.send(l);
+            }
+        });
+        let base = url.trim_end_matches("/mcp").to_string();
+        let deadline = std::time::Instant::now() + EVENT_WAIT;
+        loop {
+            let ready = reqwest::get(format!("{base}/readyz"))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway not ready in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        GatewayProcess {
+            child,
+            pid,
+            url,
+            logs,
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub(crate) async fn wait_log(&mut self, needle: &str) -> String {
+        let wait = async {
+            while let Some(line) = self.logs.recv().await {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("gateway stderr ended before {needle:?}");
+        };
+        tokio::time::timeout(EVENT_WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} log line in time"))
+    }
 }

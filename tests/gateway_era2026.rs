@@ -270,53 +270,42 @@ async fn the_validation_ladder_answers_with_the_documented_errors() {
     };
     let err = |r: &Reply| r.json()["error"].clone();
 
-    // Mcp-Name says one tool, the body calls another: refused before anything is routed.
-    let r = post(
-        &c,
-        call_body("add_note", meta()),
-        &[
-            ("mcp-protocol-version", V),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "echo"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (r.status, err(&r)["code"].clone()),
-        (400, json!(-32020)),
-        "{}",
-        r.body
-    );
-    // Mcp-Method disagrees.
-    let r = post(
-        &c,
-        call_body("echo", meta()),
-        &[
-            ("mcp-protocol-version", V),
-            ("mcp-method", "tools/list"),
-            ("mcp-name", "echo"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (r.status, err(&r)["code"].clone()),
-        (400, json!(-32020)),
-        "{}",
-        r.body
-    );
-    // Required headers missing.
-    let r = post(
-        &c,
-        call_body("echo", meta()),
-        &[("mcp-protocol-version", V)],
-    )
-    .await;
-    assert_eq!(
-        (r.status, err(&r)["code"].clone()),
-        (400, json!(-32020)),
-        "{}",
-        r.body
-    );
+    // Headers that disagree with the body, or are missing: refused before anything is routed.
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let mismatches: [(&str, &str, Headers); 3] = [
+        (
+            "Mcp-Name names another tool",
+            "add_note",
+            &[
+                ("mcp-protocol-version", V),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+        ),
+        (
+            "Mcp-Method disagrees",
+            "echo",
+            &[
+                ("mcp-protocol-version", V),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "echo"),
+            ],
+        ),
+        (
+            "required headers missing",
+            "echo",
+            &[("mcp-protocol-version", V)],
+        ),
+    ];
+    for (case, tool, headers) in mismatches {
+        let r = post(&c, call_body(tool, meta()), headers).await;
+        assert_eq!(
+            (r.status, err(&r)["code"].clone()),
+            (400, json!(-32020)),
+            "{case}: {}",
+            r.body
+        );
+    }
     // Base64-sentinel Mcp-Name is decoded before comparing ("echo").
     let r = post(
         &c,

@@ -247,18 +247,7 @@ async fn bad_input_gets_clear_errors_and_the_session_survives() {
             .contains("nope_tool")
     );
 
-    let big = format!(
-        r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
-        "x".repeat(5 * 1024 * 1024)
-    );
-    // The gateway answers 413 without reading the body, then closes: only the status is certain.
-    let over = c
-        .request(reqwest::Method::POST)
-        .body(big)
-        .send()
-        .await
-        .expect("a response before the upload ends");
-    assert_eq!(over.status(), 413);
+    assert_eq!(c.post_oversized(4).await, 413);
 
     let r = c
         .send(

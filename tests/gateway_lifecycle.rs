@@ -134,17 +134,7 @@ async fn sigterm_cuts_a_call_that_outlives_the_grace_period_ends_open_streams_an
     let (mut gw, _dir) = GatewayProcess::start(&yaml).await;
     let c = RawClient::connect(&gw.url).await;
     // A client listening for notifications on the standalone GET stream.
-    let mut listening = c
-        .request(reqwest::Method::GET)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .expect("GET stream");
-    assert_eq!(listening.status(), 200);
-    tokio::time::timeout(EVENT_WAIT, listening.chunk())
-        .await
-        .expect("priming event")
-        .expect("GET stream readable");
+    let mut listening = c.open_get_stream().await;
     let slow = c.start_sleep(1, "sleep", 60_000).await;
     let family = descendants(gw.pid);
     assert!(
@@ -421,17 +411,7 @@ async fn an_idle_session_expires_with_its_backend_process_while_an_active_one_su
 
     // The idle client keeps its notification stream open. Listening alone is not activity (only
     // opening the stream is); on expiry the stream ends, so the client learns the session is gone.
-    let mut listening = idle
-        .request(reqwest::Method::GET)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .expect("GET stream");
-    assert_eq!(listening.status(), 200);
-    tokio::time::timeout(EVENT_WAIT, listening.chunk())
-        .await
-        .expect("priming event")
-        .expect("GET stream readable");
+    let mut listening = idle.open_get_stream().await;
 
     let before = pids_with_env(&env_entry);
     let active = RawClient::connect(&gw.url).await;

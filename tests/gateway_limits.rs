@@ -131,17 +131,7 @@ async fn bad_input_on_one_session_never_disturbs_another_sessions_in_flight_call
         .await;
     assert_eq!(r.status, 415);
     // Over the 4 MiB default body limit: refused from Content-Length, before reading.
-    let big = format!(
-        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
-        "x".repeat(5 * 1024 * 1024)
-    );
-    let over = noisy
-        .request(reqwest::Method::POST)
-        .body(big)
-        .send()
-        .await
-        .expect("a response before the upload ends");
-    assert_eq!(over.status(), 413);
+    assert_eq!(noisy.post_oversized(3).await, 413);
     let r = noisy.tool(4, "sleep", json!({"ms": "not a number"})).await;
     assert!(
         r.get("error").is_some() || r["result"]["isError"] == true,

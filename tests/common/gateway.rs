@@ -278,6 +278,38 @@ impl RawClient {
         }
     }
 
+    /// Opens the GET (server→client) stream and reads its priming event.
+    pub(crate) async fn open_get_stream(&self) -> reqwest::Response {
+        let mut listening = self
+            .request(reqwest::Method::GET)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("GET stream");
+        assert_eq!(listening.status(), 200);
+        tokio::time::timeout(EVENT_WAIT, listening.chunk())
+            .await
+            .expect("priming event")
+            .expect("GET stream readable");
+        listening
+    }
+
+    /// POSTs a 5 MiB tools/call (over the 4 MiB default limit). The gateway answers 413 from
+    /// Content-Length without reading the body, then closes: only the status is certain.
+    pub(crate) async fn post_oversized(&self, id: i64) -> u16 {
+        let big = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
+            "x".repeat(5 * 1024 * 1024)
+        );
+        let over = self
+            .request(reqwest::Method::POST)
+            .body(big)
+            .send()
+            .await
+            .expect("a response before the upload ends");
+        over.status().as_u16()
+    }
+
     pub(crate) async fn tool(&self, id: i64, name: &str, args: Value) -> Value {
         self.call(id, "tools/call", json!({"name": name, "arguments": args}))
             .await

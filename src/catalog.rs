@@ -75,6 +75,8 @@ pub struct Catalog {
     views: ArcSwap<Views>,
     changes: broadcast::Sender<(usize, Changed)>,
     attempted: AtomicUsize,
+    /// Per backend: its discovery connection is up (the `switchboard.backend.up` gauge).
+    up: Vec<std::sync::atomic::AtomicBool>,
     ready: watch::Sender<bool>,
     /// One wake-up per backend: a session saw `list_changed` on its own backend session.
     refresh: Vec<tokio::sync::Notify>,
@@ -94,6 +96,9 @@ impl Catalog {
             views: ArcSwap::default(),
             changes,
             attempted: AtomicUsize::new(0),
+            up: (0..n)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
             ready,
             refresh: (0..n).map(|_| tokio::sync::Notify::new()).collect(),
             publish_lock: std::sync::Mutex::new(()),
@@ -131,6 +136,19 @@ impl Catalog {
 
     pub fn ready_watch(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
+    }
+
+    /// Whether the backend's discovery connection is up.
+    pub fn is_up(&self, backend: usize) -> bool {
+        self.up
+            .get(backend)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_up(&self, backend: usize, up: bool) {
+        if let Some(u) = self.up.get(backend) {
+            u.store(up, Ordering::Relaxed);
+        }
     }
 
     /// Number of backends whose lists are currently known.

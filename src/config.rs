@@ -1,6 +1,7 @@
 //! Configuration: the YAML file parsed into raw serde structs, then validated into a typed `Config`.
 
 mod raw;
+mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,69 @@ pub struct Config {
     pub log: LogConfig,
     /// The tamper-evident audit log; `None` (the default) when the `audit:` section is absent.
     pub audit: Option<AuditConfig>,
+    /// Spans, metrics and their export (`telemetry:`); metrics on `/metrics` by default.
+    pub telemetry: TelemetryConfig,
+}
+
+/// What the gateway emits about itself (`telemetry:` in the YAML; see docs/telemetry.md).
+#[derive(Clone, Debug)]
+pub struct TelemetryConfig {
+    /// Resource `service.name`.
+    pub service_name: String,
+    /// Resource `service.instance.id`; generated when absent.
+    pub instance_id: Option<String>,
+    /// Where traces and metrics are pushed; `None`: no OTLP export.
+    pub otlp: Option<OtlpConfig>,
+    pub traces: TraceConfig,
+    pub metrics: MetricsConfig,
+    /// Backends/tools whose arguments and results are recorded on spans (opt-in).
+    pub payloads: Vec<PayloadRule>,
+}
+
+/// An OTLP collector endpoint.
+#[derive(Clone, Debug)]
+pub struct OtlpConfig {
+    /// gRPC: `http://host:4317`; HTTP: the base URL (`/v1/traces`, `/v1/metrics` are appended).
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub headers: BTreeMap<String, Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// Span export.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// Spans are built and exported (needs an OTLP endpoint).
+    pub enabled: bool,
+    /// Share of root traces sampled; a client's sampled/unsampled flag always wins.
+    pub sample_ratio: f64,
+    /// Spans waiting for export; beyond it new spans are dropped (and counted).
+    pub queue: usize,
+    pub batch: usize,
+    pub interval: Duration,
+}
+
+/// Metric export.
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` on every listener.
+    pub prometheus: bool,
+    pub otlp_interval: Duration,
+    /// Label call metrics with tool names (bounded by the catalog).
+    pub tool_labels: bool,
+}
+
+/// Record arguments/results of these tools (all of the backend's when `tools` is `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadRule {
+    pub backend: String,
+    pub tools: Option<Vec<String>>,
 }
 
 /// How merged names are formed when several backends sit behind one endpoint.

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::listener::{self, ListenerState};
 use crate::policy::PolicyChain;
 use crate::session::{AuditSink, SessionRegistry, Shared};
+use crate::telemetry::Telemetry;
 use crate::telemetry::audit::{AuditDurability, AuditLog};
 use crate::upstream::UpstreamPool;
 
@@ -32,6 +33,14 @@ pub struct Gateway {
 impl Gateway {
     /// Binds every listener (port 0 picks a free port) and starts discovery in the background.
     pub async fn start(config: Config) -> anyhow::Result<Gateway> {
+        let telemetry =
+            Telemetry::start(&config.telemetry, &config.backends).context("starting telemetry")?;
+        Self::start_with(config, Arc::new(telemetry)).await
+    }
+
+    /// Like `start`, with a telemetry pipeline built by the caller (the binary builds it first, so
+    /// its log subscriber can export the gateway's own `tracing` spans).
+    pub async fn start_with(config: Config, telemetry: Arc<Telemetry>) -> anyhow::Result<Gateway> {
         let pool =
             UpstreamPool::new(&config.backends).context("building the upstream connection pool")?;
         let catalog = Catalog::new(config.backends.clone());
@@ -48,6 +57,7 @@ impl Gateway {
                     }
                 });
                 let durable = cfg.durability == AuditDurability::Fsync;
+                telemetry.attach_audit(handle.clone());
                 Some(AuditSink { handle, durable })
             }
             None => None,
@@ -59,7 +69,9 @@ impl Gateway {
             limits: config.sessions.clone(),
             epoch: tokio::time::Instant::now(),
             audit,
+            telemetry: telemetry.clone(),
         });
+        telemetry.attach_catalog(catalog.clone());
         let shutdown = CancellationToken::new();
         let registry = SessionRegistry::new(shared.clone());
         registry.spawn_sweeper(shutdown.clone());
@@ -74,6 +86,7 @@ impl Gateway {
                 .with_context(|| format!("binding listener {:?} to {}", lc.name, lc.bind))?;
             let addr = tcp.local_addr()?;
             let state = ListenerState::new(lc.clone(), shared.clone(), registry.clone());
+            let _ = state.local.set(addr);
             state.bound.store(true, Ordering::Release);
             let app = listener::router(state).into_make_service_with_connect_info::<SocketAddr>();
             let stop = shutdown.clone();
@@ -138,6 +151,7 @@ impl Gateway {
         {
             warn!(%error, "Could not flush the audit log");
         }
+        self.shared.telemetry.shutdown().await;
         let drain = async { while self.servers.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(2), drain)
             .await

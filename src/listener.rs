@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +24,7 @@ pub use origin::HostPolicy;
 
 use crate::config::ListenerConfig;
 use crate::session::{SessionRegistry, Shared};
+use crate::telemetry::{Denial, NetProtocol, Origin};
 
 /// What every handler of one listener shares.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct ListenerState {
     pub hosts: HostPolicy,
     /// Set once the listener is bound (for `/readyz`).
     pub bound: AtomicBool,
+    /// The bound address (`server.address`/`server.port` of spans).
+    pub local: std::sync::OnceLock<std::net::SocketAddr>,
     requests: Arc<Semaphore>,
 }
 
@@ -51,6 +54,7 @@ impl ListenerState {
             registry,
             hosts,
             bound: AtomicBool::new(false),
+            local: std::sync::OnceLock::new(),
             requests,
         })
     }
@@ -73,6 +77,7 @@ pub fn router(state: Arc<ListenerState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(guarded)
         .fallback(|| async {
             reply::plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp")
@@ -81,11 +86,27 @@ pub fn router(state: Arc<ListenerState>) -> Router {
 }
 
 /// Host/Origin validation and the concurrent-request bound, before any handler runs.
-async fn guard(State(st): State<Arc<ListenerState>>, req: Request, next: Next) -> Response {
+async fn guard(State(st): State<Arc<ListenerState>>, mut req: Request, next: Next) -> Response {
     if let Err(why) = st.hosts.check(req.headers()) {
         tracing::info!(reason = %why, "Rejected request: Host/Origin not allowed");
+        st.shared.telemetry.metrics.denied(match why {
+            origin::Rejected::Origin(_) => Denial::Origin,
+            origin::Rejected::Host(_) | origin::Rejected::NoHost => Denial::Host,
+        });
         return reply::plain(StatusCode::FORBIDDEN, &format!("forbidden: {why}"));
     }
+    // Where and when the request arrived, with its trace context: every handler's messages start here.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let protocol = if req.uri().path() == "/ws" {
+        NetProtocol::WebSocket
+    } else {
+        NetProtocol::Http
+    };
+    let origin = Origin::new(protocol, peer, st.local.get().copied(), Some(req.headers()));
+    req.extensions_mut().insert(origin);
     let Ok(permit) = st.requests.clone().try_acquire_owned() else {
         return reply::plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +121,19 @@ async fn guard(State(st): State<Arc<ListenerState>>, req: Request, next: Next) -
             frame
         }))
     })
+}
+
+/// `GET /metrics`: the Prometheus scrape endpoint (404 when `telemetry.metrics.prometheus` is off).
+async fn metrics(State(st): State<Arc<ListenerState>>, headers: http::HeaderMap) -> Response {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    match st.shared.telemetry.scrape(accept) {
+        Some((content_type, body)) => {
+            ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        None => reply::plain(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
 }
 
 async fn readyz(State(st): State<Arc<ListenerState>>) -> Response {

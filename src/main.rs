@@ -51,8 +51,12 @@ async fn serve(
     if let (Some(b), Some(l)) = (bind, config.listeners.first_mut()) {
         l.bind = b;
     }
-    telemetry::init_logging(&config.log);
-    let gateway = Gateway::start(config).await?;
+    let tel = std::sync::Arc::new(telemetry::Telemetry::start(
+        &config.telemetry,
+        &config.backends,
+    )?);
+    telemetry::init_logging(&config.log, tel.tracer());
+    let gateway = Gateway::start_with(config, tel).await?;
     for addr in gateway.local_addrs() {
         // One machine-readable line on stdout (tests and scripts wait for it); logs go to stderr.
         println!("listening on http://{addr}/mcp");

@@ -40,6 +40,8 @@ pub struct Shared {
     pub epoch: tokio::time::Instant,
     /// The audit log, when configured.
     pub audit: Option<AuditSink>,
+    /// Spans, metrics and their export.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Shared {
@@ -94,6 +96,8 @@ pub struct ClientInfo {
     pub version: String,
     pub capabilities: Map<String, Value>,
     pub protocol_version: ProtocolVersion,
+    /// What the client connected over (`network.protocol.name`).
+    pub transport: crate::telemetry::NetProtocol,
 }
 
 /// What the HTTP layer holds for a live session.
@@ -145,6 +149,7 @@ impl SessionHandle {
     pub fn request(
         &self,
         req: crate::protocol::Request,
+        origin: crate::telemetry::Origin,
     ) -> Result<(u64, mpsc::Receiver<Outbound>), SessionError> {
         let permit = self
             .in_flight
@@ -159,6 +164,7 @@ impl SessionHandle {
                 stream,
                 tx,
                 permit,
+                origin: Box::new(origin),
             })
             .map_err(|_| SessionError::Closed)?;
         Ok((stream, rx))

@@ -1,21 +1,42 @@
-//! Process-wide telemetry: structured `tracing` logs (text or JSON) to stderr, and the audit log.
+//! Process-wide telemetry: structured `tracing` logs (text or JSON) to stderr, OpenTelemetry spans
+//! and metrics of every call (`call`), their export (`pipeline`, `export`, `/metrics`), and the
+//! hash-chained audit log.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogConfig;
 
 pub mod audit;
+pub mod call;
+pub mod context;
+pub mod export;
+pub mod metrics;
+pub mod openmetrics;
+pub mod pipeline;
 
-/// Installs the global subscriber. `RUST_LOG` overrides the configured level.
-pub fn init_logging(cfg: &LogConfig) {
+pub use call::{CallEvent, Finish, NetProtocol, Origin};
+pub use metrics::{Denial, Metrics};
+pub use pipeline::Telemetry;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the configured level. With a tracer,
+/// the gateway's own `tracing` spans (backend connects, discovery) are exported too, at `info`.
+pub fn init_logging(cfg: &LogConfig, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    let otel = tracer.map(|t| {
+        tracing_opentelemetry::layer()
+            .with_tracer(t)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = if cfg.json {
-        builder.json().flatten_event(true).try_init()
+        registry.with(fmt.json().flatten_event(true)).try_init()
     } else {
-        builder.try_init()
+        registry.with(fmt).try_init()
     };
 }

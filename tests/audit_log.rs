@@ -47,6 +47,7 @@ fn record(i: u64) -> AuditRecord {
             target: Some("notes__search"),
             outcome: Outcome::Ok,
             duration: Duration::from_micros(100 + i),
+            trace: None,
         },
     )
 }

@@ -56,6 +56,7 @@ impl Discoverer {
         let mut backoff = Duration::from_millis(200);
         loop {
             let result = self.session().await;
+            self.catalog.set_up(self.idx, false);
             self.mark_attempted();
             match result {
                 Ok(()) => backoff = Duration::from_millis(200),
@@ -116,6 +117,7 @@ impl Discoverer {
         );
         let stateless = snap.info.stateless;
         self.catalog.publish(self.idx, snap);
+        self.catalog.set_up(self.idx, true);
         self.mark_attempted();
         // A stateless (2026-07-28) backend has no session stream: list changes arrive on a
         // long-lived `subscriptions/listen` request instead. When it ends, reconnect (re-probe).

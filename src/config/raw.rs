@@ -19,6 +19,60 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) log: RawLog,
     pub(super) audit: Option<RawAudit>,
+    #[serde(default)]
+    pub(super) telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    pub(super) service_name: Option<String>,
+    pub(super) instance_id: Option<String>,
+    pub(super) otlp: Option<RawOtlp>,
+    #[serde(default)]
+    pub(super) traces: RawTraces,
+    #[serde(default)]
+    pub(super) metrics: RawMetrics,
+    #[serde(default)]
+    pub(super) payloads: Vec<RawPayloadRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOtlp {
+    pub(super) endpoint: Option<String>,
+    pub(super) protocol: Option<String>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTraces {
+    pub(super) enabled: Option<bool>,
+    pub(super) sample_ratio: Option<f64>,
+    pub(super) queue: Option<u64>,
+    pub(super) batch: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) interval: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) prometheus: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) otlp_interval: Option<Duration>,
+    pub(super) tool_labels: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPayloadRule {
+    pub(super) backend: Option<String>,
+    pub(super) tools: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

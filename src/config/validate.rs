@@ -42,6 +42,16 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// A variable of the environment (the OpenTelemetry `OTEL_*` ones, say).
+    pub(super) fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl Env {
     pub(crate) fn process() -> Self {
         let self_exe = std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -68,10 +78,10 @@ const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 const MAX_NAME_LEN: usize = 48;
 
-struct Errors(Vec<FieldError>);
+pub(super) struct Errors(Vec<FieldError>);
 
 impl Errors {
-    fn push(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+    pub(super) fn push(&mut self, field: impl Into<String>, problem: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
             problem: problem.into(),
@@ -142,6 +152,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         level: raw.log.level.unwrap_or_else(|| "info".into()),
     };
     let audit = raw.audit.and_then(|a| audit(a, &mut errs));
+    let telemetry = super::telemetry::validate(raw.telemetry, env, &mut errs);
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
@@ -152,6 +163,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(10)),
         log,
         audit,
+        telemetry,
     })
 }
 
@@ -424,7 +436,7 @@ fn backend(b: RawBackend, at: &str, env: &Env, errs: &mut Errors) -> Option<Back
     })
 }
 
-fn http_header_name_invalid(k: &str) -> bool {
+pub(super) fn http_header_name_invalid(k: &str) -> bool {
     k.is_empty()
         || !k
             .bytes()
@@ -432,7 +444,7 @@ fn http_header_name_invalid(k: &str) -> bool {
 }
 
 /// Expands `${env:VAR}` and `${self}`; a missing variable is an error naming the field (not the value).
-fn expand(s: &str, env: &Env, field: &str, errs: &mut Errors) -> String {
+pub(super) fn expand(s: &str, env: &Env, field: &str, errs: &mut Errors) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {

@@ -9,24 +9,77 @@ use super::ListenerState;
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, ProtocolVersion, Request, RequestId};
 use crate::session::{ClientInfo, CreateError, Scope, SessionHandle};
+use crate::telemetry::audit::Outcome;
+use crate::telemetry::{CallEvent, Denial, Finish, NetProtocol, Origin};
 
 /// An `initialize` the gateway refused: the HTTP status and the JSON-RPC error body.
 pub(super) struct Refused {
     pub(super) status: StatusCode,
     pub(super) body: Bytes,
+    code: i64,
 }
 
 fn refuse(status: StatusCode, id: RequestId, code: i64, message: String) -> Refused {
     let body = crate::protocol::Response::error(id, ErrorObject::new(code, message))
         .into_message()
         .to_bytes();
-    Refused { status, body }
+    Refused { status, body, code }
 }
 
+/// Answers `initialize` by creating a session; its SERVER span and metrics are written here.
 pub(super) async fn initialize(
     st: &ListenerState,
     scope: Scope,
     req: Request,
+    origin: Origin,
+) -> Result<(SessionHandle, Bytes), Refused> {
+    let tel = &st.shared.telemetry;
+    let version = req
+        .params
+        .as_ref()
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str)
+        .map_or(ProtocolVersion::V2025_11_25, ProtocolVersion::negotiate);
+    let transport = origin.protocol;
+    let mut call = CallEvent::start(
+        tel,
+        origin,
+        &req.method,
+        Some(req.id.to_string()),
+        req.params.as_ref(),
+        None,
+        version.as_str(),
+    );
+    let answer = create(st, scope, req, transport).await;
+    match &answer {
+        Ok((h, _)) => {
+            call.set_session(h.id.clone());
+            call.finish(tel, Finish::ok(), false);
+        }
+        Err(r) => {
+            if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                tel.metrics.denied(Denial::SessionLimit);
+            }
+            let outcome = Outcome::Error(r.code);
+            call.finish(
+                tel,
+                Finish {
+                    outcome,
+                    message: None,
+                    result: None,
+                },
+                false,
+            );
+        }
+    }
+    answer
+}
+
+async fn create(
+    st: &ListenerState,
+    scope: Scope,
+    req: Request,
+    transport: NetProtocol,
 ) -> Result<(SessionHandle, Bytes), Refused> {
     let params = req.params.clone().unwrap_or_default();
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
@@ -56,6 +109,7 @@ pub(super) async fn initialize(
             .cloned()
             .unwrap_or_default(),
         protocol_version: version,
+        transport,
     };
     let handle = match st.registry.create(scope, client, Default::default()).await {
         Ok(h) => h,

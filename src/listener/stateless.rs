@@ -25,6 +25,7 @@ use crate::protocol::era2026::{self, Cache, Headers};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::{ErrorObject, Message, ProtocolVersion, Request, RequestId, methods, sse};
 use crate::session::{self, Scope};
+use crate::telemetry::{Denial, Origin};
 
 /// Lists are filtered by the caller's permissions (private) and change when a backend's do; with
 /// no `subscriptions/listen` yet, clients should not hold them long.
@@ -77,6 +78,7 @@ pub(super) async fn handle(
     scope: Scope,
     h: &HeaderMap,
     msg: Message,
+    origin: Origin,
 ) -> Response {
     match msg {
         Message::Notification(_) => reply::accepted(),
@@ -88,7 +90,7 @@ pub(super) async fn handle(
                  request with inputResponses",
             ),
         ),
-        Message::Request(req) => request(st, scope, h, req).await,
+        Message::Request(req) => request(st, scope, h, req, origin).await,
     }
 }
 
@@ -122,17 +124,32 @@ fn modern_error(mut e: ErrorObject) -> ErrorObject {
     e
 }
 
-async fn request(st: &ListenerState, scope: Scope, h: &HeaderMap, req: Request) -> Response {
+async fn request(
+    st: &ListenerState,
+    scope: Scope,
+    h: &HeaderMap,
+    req: Request,
+    origin: Origin,
+) -> Response {
     let headers = Headers {
         protocol_version: header_str(h, era2026::HEADER_PROTOCOL_VERSION),
         method: header_str(h, era2026::HEADER_METHOD),
         name: header_str(h, era2026::HEADER_NAME),
     };
+    let denied = |why| st.shared.telemetry.metrics.denied(why);
     let env = match era2026::classify(&req, &headers) {
         Ok(e) => e,
-        Err(r) => return error(req.id, r.error),
+        Err(r) => {
+            denied(match r.error.code {
+                codes::HEADER_MISMATCH => Denial::HeaderMismatch,
+                codes::UNSUPPORTED_PROTOCOL_VERSION => Denial::ProtocolVersion,
+                _ => Denial::Malformed,
+            });
+            return error(req.id, r.error);
+        }
     };
     if let Err(r) = check_param_headers(st, scope, h, &req) {
+        denied(Denial::HeaderMismatch);
         return error(req.id, r.error);
     }
     let info = handshake::server_info(st, scope);
@@ -159,7 +176,9 @@ async fn request(st: &ListenerState, scope: Scope, h: &HeaderMap, req: Request) 
         methods::TOOLS_CALL
         | methods::PROMPTS_GET
         | methods::RESOURCES_READ
-        | methods::COMPLETION_COMPLETE => call::call(st, scope, env, principal, req, info).await,
+        | methods::COMPLETION_COMPLETE => {
+            call::call(st, scope, env, principal, req, info, origin).await
+        }
         other => error(
             req.id,
             ErrorObject::new(

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -17,16 +18,18 @@ use crate::protocol::jsonrpc::codes;
 use crate::protocol::{Message, ProtocolVersion, Request, methods};
 use crate::session::streams::event_id;
 use crate::session::{Scope, SessionError, SessionHandle};
+use crate::telemetry::{Denial, Origin};
 
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 pub(super) async fn post(
     State(st): State<Arc<ListenerState>>,
+    Extension(origin): Extension<Origin>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let scope = Scope::Merged(st.cfg.naming);
-    handle_post(&st, scope, &headers, body).await
+    handle_post(&st, scope, &headers, body, origin).await
 }
 
 pub(super) async fn get(State(st): State<Arc<ListenerState>>, headers: HeaderMap) -> Response {
@@ -41,12 +44,13 @@ pub(super) async fn delete(State(st): State<Arc<ListenerState>>, headers: Header
 
 pub(super) async fn post_virtual(
     State(st): State<Arc<ListenerState>>,
+    Extension(origin): Extension<Origin>,
     Path(backend): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     match virtual_scope(&st, &backend) {
-        Ok(scope) => handle_post(&st, scope, &headers, body).await,
+        Ok(scope) => handle_post(&st, scope, &headers, body, origin).await,
         Err(r) => r,
     }
 }
@@ -109,6 +113,7 @@ fn accepts(h: &HeaderMap, json: bool, sse: bool) -> bool {
 /// Looks up the session named by `Mcp-Session-Id`: 400 when missing, 404 when unknown.
 fn session(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Result<SessionHandle, Response> {
     let Some(id) = header_str(h, SESSION_HEADER) else {
+        st.shared.telemetry.metrics.denied(Denial::UnknownSession);
         return Err(reply::rpc_error(
             StatusCode::BAD_REQUEST,
             None,
@@ -121,12 +126,15 @@ fn session(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Result<SessionHan
             s.touch(st.shared.now_ms());
             Ok(s)
         }
-        _ => Err(reply::rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            codes::INVALID_REQUEST,
-            "session not found or ended; initialize a new session",
-        )),
+        _ => {
+            st.shared.telemetry.metrics.denied(Denial::UnknownSession);
+            Err(reply::rpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                codes::INVALID_REQUEST,
+                "session not found or ended; initialize a new session",
+            ))
+        }
     }
 }
 
@@ -156,6 +164,7 @@ async fn read_body(
 ) -> Result<bytes::Bytes, Response> {
     let limit = st.cfg.max_body_bytes;
     let too_big = || {
+        st.shared.telemetry.metrics.denied(Denial::OversizedBody);
         reply::rpc_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             None,
@@ -174,7 +183,13 @@ async fn read_body(
         .map_err(|_| too_big())
 }
 
-async fn handle_post(st: &ListenerState, scope: Scope, h: &HeaderMap, body: Body) -> Response {
+async fn handle_post(
+    st: &ListenerState,
+    scope: Scope,
+    h: &HeaderMap,
+    body: Body,
+    origin: Origin,
+) -> Response {
     let ct = header_str(h, header::CONTENT_TYPE.as_str()).unwrap_or("");
     if !ct
         .split(';')
@@ -204,17 +219,32 @@ async fn handle_post(st: &ListenerState, scope: Scope, h: &HeaderMap, body: Body
     };
     let msg = match Message::parse(&bytes) {
         Ok(m) => m,
-        Err(e) => return reply::rpc_error(StatusCode::BAD_REQUEST, None, e.code(), e.to_string()),
+        Err(e) => {
+            st.shared.telemetry.metrics.denied(Denial::Malformed);
+            return reply::rpc_error(StatusCode::BAD_REQUEST, None, e.code(), e.to_string());
+        }
     };
-    if let Message::Request(req) = &msg
-        && req.method == methods::INITIALIZE
-    {
-        return initialize(st, scope, req.clone()).await;
+    if let Message::Request(req) = msg {
+        if req.method == methods::INITIALIZE {
+            return initialize(st, scope, req, origin).await;
+        }
+        return post_message(st, scope, h, Message::Request(req), origin).await;
     }
+    post_message(st, scope, h, msg, origin).await
+}
+
+async fn post_message(
+    st: &ListenerState,
+    scope: Scope,
+    h: &HeaderMap,
+    msg: Message,
+    origin: Origin,
+) -> Response {
     if stateless::applies(h, &msg) {
-        return stateless::handle(st, scope, h, msg).await;
+        return stateless::handle(st, scope, h, msg, origin).await;
     }
     if let Err(r) = check_version(h) {
+        st.shared.telemetry.metrics.denied(Denial::ProtocolVersion);
         return r;
     }
     let s = match session(st, scope, h) {
@@ -222,7 +252,7 @@ async fn handle_post(st: &ListenerState, scope: Scope, h: &HeaderMap, body: Body
         Err(r) => return r,
     };
     match msg {
-        Message::Request(req) => forward_request(st, &s, req).await,
+        Message::Request(req) => forward_request(st, &s, req, origin).await,
         other => match s.deliver(other) {
             Ok(()) => reply::accepted(),
             Err(_) => reply::rpc_error(
@@ -235,11 +265,17 @@ async fn handle_post(st: &ListenerState, scope: Scope, h: &HeaderMap, body: Body
     }
 }
 
-async fn forward_request(st: &ListenerState, s: &SessionHandle, req: Request) -> Response {
+async fn forward_request(
+    st: &ListenerState,
+    s: &SessionHandle,
+    req: Request,
+    origin: Origin,
+) -> Response {
     let id = req.id.clone();
-    let (stream, mut rx) = match s.request(req) {
+    let (stream, mut rx) = match s.request(req, origin) {
         Ok(x) => x,
         Err(SessionError::Busy(n)) => {
+            st.shared.telemetry.metrics.denied(Denial::InFlightLimit);
             return reply::rpc_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 Some(id),
@@ -274,8 +310,8 @@ async fn forward_request(st: &ListenerState, s: &SessionHandle, req: Request) ->
     }
 }
 
-async fn initialize(st: &ListenerState, scope: Scope, req: Request) -> Response {
-    match handshake::initialize(st, scope, req).await {
+async fn initialize(st: &ListenerState, scope: Scope, req: Request, origin: Origin) -> Response {
+    match handshake::initialize(st, scope, req, origin).await {
         Ok((handle, body)) => reply::with_session(reply::json(StatusCode::OK, body), &handle.id),
         Err(refused) => reply::json(refused.status, refused.body),
     }
@@ -292,6 +328,7 @@ async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response
         );
     }
     if let Err(r) = check_version(h) {
+        st.shared.telemetry.metrics.denied(Denial::ProtocolVersion);
         return r;
     }
     let s = match session(st, scope, h) {

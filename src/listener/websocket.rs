@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -17,6 +18,7 @@ use super::{ListenerState, handshake};
 use crate::protocol::jsonrpc::{codes, error_without_id};
 use crate::protocol::{ErrorObject, Message, RequestId, Response as RpcResponse, methods};
 use crate::session::{Outbound, Scope, SessionError, SessionHandle};
+use crate::telemetry::{Denial, Origin};
 
 /// How often the gateway pings an idle client.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -25,13 +27,23 @@ const OUT_CAPACITY: usize = 512;
 
 pub(super) async fn upgrade(
     State(st): State<Arc<ListenerState>>,
+    Extension(origin): Extension<Origin>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let limit = st.cfg.max_body_bytes;
     ws.protocols(["mcp"])
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(st, socket))
+        .on_upgrade(move |socket| serve(st, socket, origin))
+}
+
+/// The upgrade request's origin, stamped with this message's arrival.
+fn arrived(template: &Origin) -> Origin {
+    Origin {
+        received: tokio::time::Instant::now(),
+        wall: std::time::SystemTime::now(),
+        ..template.clone()
+    }
 }
 
 fn error_frame(id: Option<RequestId>, code: i64, message: impl Into<String>) -> Bytes {
@@ -60,7 +72,7 @@ fn forward(
     });
 }
 
-async fn serve(st: Arc<ListenerState>, socket: WebSocket) {
+async fn serve(st: Arc<ListenerState>, socket: WebSocket, origin: Origin) {
     let (mut sink, mut frames) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<Bytes>(OUT_CAPACITY);
     let writer = tokio::spawn(async move {
@@ -102,6 +114,7 @@ async fn serve(st: Arc<ListenerState>, socket: WebSocket) {
         let msg = match Message::parse(&bytes) {
             Ok(m) => m,
             Err(e) => {
+                st.shared.telemetry.metrics.denied(Denial::Malformed);
                 let _ = out.send(error_frame(None, e.code(), e.to_string())).await;
                 continue;
             }
@@ -111,7 +124,8 @@ async fn serve(st: Arc<ListenerState>, socket: WebSocket) {
         }
         match (msg, &session) {
             (Message::Request(req), None) if req.method == methods::INITIALIZE => {
-                match handshake::initialize(&st, Scope::Merged(st.cfg.naming), req).await {
+                let scope = Scope::Merged(st.cfg.naming);
+                match handshake::initialize(&st, scope, req, arrived(&origin)).await {
                     Ok((handle, body)) => {
                         let _ = out.send(body).await;
                         match handle.open_stream(None).await {
@@ -143,9 +157,10 @@ async fn serve(st: Arc<ListenerState>, socket: WebSocket) {
             }
             (Message::Request(req), Some(s)) => {
                 let id = req.id.clone();
-                match s.request(req) {
+                match s.request(req, arrived(&origin)) {
                     Ok((_, rx)) => forward(rx, out.clone(), None),
                     Err(SessionError::Busy(n)) => {
+                        st.shared.telemetry.metrics.denied(Denial::InFlightLimit);
                         let m = format!("too many requests in flight on this session (limit {n})");
                         let _ = out
                             .send(error_frame(Some(id), codes::LIMIT_EXCEEDED, m))

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::audit::{CallAudit, SessionFacts, outcome_of_result};
+use super::audit::outcome_of_result;
 use super::backend::{BackendArgs, BackendMsg, BackendSession};
 use super::pending::{InFlight, Pending, ServerRequest};
 use super::registry::SessionRegistry;
@@ -23,6 +23,7 @@ use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::methods::{self, Route};
 use crate::protocol::{ErrorObject, Message, Notification, Request, RequestId, Response};
 use crate::telemetry::audit::Outcome;
+use crate::telemetry::{CallEvent, Denial, Finish, Origin, context};
 use crate::upstream::UpstreamError;
 
 /// How often in-flight deadlines are checked while requests are pending.
@@ -49,6 +50,7 @@ pub enum SessionMsg {
         stream: u64,
         tx: mpsc::Sender<Outbound>,
         permit: OwnedSemaphorePermit,
+        origin: Box<Origin>,
     },
     /// A client notification, or a client response to a server→client request.
     Client(Message),
@@ -97,6 +99,7 @@ pub struct SessionState {
     sweep_armed: bool,
     /// This actor, for answers released later (after their audit record is durable).
     myself: Option<ActorRef<SessionMsg>>,
+    started: tokio::time::Instant,
 }
 
 impl Actor for SessionActor {
@@ -110,6 +113,10 @@ impl Actor for SessionActor {
         a: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         let n = a.shared.catalog.backends().len();
+        a.shared
+            .telemetry
+            .metrics
+            .session_opened(a.client.protocol_version.as_str());
         Ok(SessionState {
             streams: Streams::new(a.shared.limits.replay_buffer),
             id: a.id,
@@ -125,6 +132,7 @@ impl Actor for SessionActor {
             log_level: None,
             sweep_armed: false,
             myself: Some(myself),
+            started: tokio::time::Instant::now(),
         })
     }
 
@@ -151,6 +159,11 @@ impl Actor for SessionActor {
         if let Some(reg) = st.registry.upgrade() {
             reg.forget(&st.id);
         }
+        st.shared.telemetry.metrics.session_closed(
+            st.client.protocol_version.as_str(),
+            st.client.transport.as_str(),
+            st.started.elapsed(),
+        );
         debug!(session = %st.id, "Session stopped");
         Ok(())
     }
@@ -167,9 +180,11 @@ impl Actor for SessionActor {
                 stream,
                 tx,
                 permit,
+                origin,
             } => {
                 st.streams.open(stream, tx);
-                st.on_client_request(&myself, req, stream, permit).await;
+                st.on_client_request(&myself, req, stream, permit, *origin)
+                    .await;
             }
             SessionMsg::Client(msg) => st.on_client_message(msg),
             SessionMsg::OpenStream {
@@ -237,11 +252,19 @@ impl Actor for SessionActor {
             format!("backend '{name}' failed: {reason}"),
         )
         .with_data(json!({"backend": name, "retryable": true}));
+        st.shared
+            .telemetry
+            .metrics
+            .backend_restarted(&st.shared.telemetry.backends[backend].name);
         for e in st.pending.drain_backend(backend) {
             let bytes = Response::error(e.client_id.clone(), err.clone())
                 .into_message()
                 .to_bytes();
-            st.complete(e, bytes, Outcome::Error(err.code));
+            st.shared
+                .telemetry
+                .metrics
+                .denied(Denial::BackendUnavailable);
+            st.complete(e, bytes, fail(&err));
         }
         let orphaned: Vec<i64> = st
             .pending
@@ -261,6 +284,22 @@ impl Actor for SessionActor {
             st.spawn_child(&myself, backend, attempt).await;
         }
         Ok(())
+    }
+}
+
+fn ok() -> Finish<'static> {
+    Finish {
+        outcome: Outcome::Ok,
+        message: None,
+        result: None,
+    }
+}
+
+fn fail(e: &ErrorObject) -> Finish<'_> {
+    Finish {
+        outcome: Outcome::Error(e.code),
+        message: Some(&e.message),
+        result: None,
     }
 }
 
@@ -315,18 +354,37 @@ impl SessionState {
         mut req: Request,
         stream: u64,
         permit: OwnedSemaphorePermit,
+        origin: Origin,
     ) {
+        let tel = self.shared.telemetry.clone();
+        let session_id = (!self.stateless()).then(|| self.id.clone());
+        let mut call = CallEvent::start(
+            &tel,
+            origin,
+            &req.method,
+            Some(req.id.to_string()),
+            req.params.as_ref(),
+            session_id,
+            self.client.protocol_version.as_str(),
+        );
         match methods::route(&req.method) {
             Route::Local | Route::Unknown => {
                 let view = self.scope.view(&self.shared.catalog);
                 let bytes =
                     match local::answer(&self.shared, &view, &self.principal, &self.id, &req) {
-                        Ok(result) => encode_result(&req.id, &result),
-                        Err(e) => Response::error(req.id, e).into_message().to_bytes(),
+                        Ok(result) => {
+                            call.finish(&tel, ok(), false);
+                            encode_result(&req.id, &result)
+                        }
+                        Err(e) => {
+                            call.finish(&tel, fail(&e), false);
+                            Response::error(req.id, e).into_message().to_bytes()
+                        }
                     };
                 self.streams.finish(stream, bytes);
             }
             Route::FanOut => {
+                call.finish(&tel, ok(), false);
                 // logging/setLevel: remembered for children started later, sent to the open ones.
                 self.log_level = req.params.as_ref().and_then(|p| p.get("level")).cloned();
                 for child in self.children.iter().flatten() {
@@ -342,28 +400,23 @@ impl SessionState {
                 let target = match self.resolve(&view, &req) {
                     Ok(t) => t,
                     Err(e) => {
-                        self.audit_refusal(&req, DecisionRecord::default(), e.code);
+                        tel.metrics.denied(Denial::UnknownTarget);
+                        self.refuse(call, &e);
                         return self
                             .streams
                             .finish(stream, Response::error(req.id, e).into_message().to_bytes());
                     }
                 };
-                let mut decision = DecisionRecord::default();
-                if let Err(e) = self.authorize(&req, &target, &mut decision) {
-                    self.audit_refusal(&req, decision, e.code);
+                if let Err(e) = self.authorize(&req, &target, &mut call.decision) {
+                    tel.metrics.denied(Denial::Policy);
+                    self.refuse(call, &e);
                     return self
                         .streams
                         .finish(stream, Response::error(req.id, e).into_message().to_bytes());
                 }
-                let audit = self.shared.audit.as_ref().map(|_| {
-                    decision.backend = Some(self.backend_name(target.backend).to_string());
-                    decision.original_name = Some(target.original.clone());
-                    decision.decision.get_or_insert("allow");
-                    CallAudit::new(&req.method, client_target(&req), decision)
-                });
-                if let Some(p) = req.params.as_mut() {
-                    set_path(p, target.rewrite, target.original);
-                }
+                call.decision.backend = Some(self.backend_name(target.backend).to_string());
+                call.decision.original_name = Some(target.original.clone());
+                call.decision.decision.get_or_insert("allow");
                 let timeout = self.shared.catalog.backends()[target.backend]
                     .timeouts
                     .request;
@@ -375,20 +428,38 @@ impl SessionState {
                     progress_token: req.progress_token().cloned(),
                     deadline: tokio::time::Instant::now() + timeout,
                     _permit: Some(permit),
-                    audit,
+                    call: None,
                 };
                 let upstream_id = match self.pending.insert(entry) {
-                    Some(id) => id,
-                    None => {
+                    Ok(id) => id,
+                    Err(_) => {
                         let e = ErrorObject::new(
                             codes::INVALID_REQUEST,
                             format!("request id {} is already in flight on this session", req.id),
                         );
+                        self.refuse(call, &e);
                         return self
                             .streams
                             .finish(stream, Response::error(req.id, e).into_message().to_bytes());
                     }
                 };
+                let arguments = req.params.as_ref().and_then(|p| p.get("arguments"));
+                let carried = call.begin_hop(
+                    &tel,
+                    target.backend,
+                    &target.original,
+                    upstream_id,
+                    arguments,
+                );
+                if let Some(e) = self.pending.get_mut(upstream_id) {
+                    e.call = Some(Box::new(call));
+                }
+                if let Some(p) = req.params.as_mut() {
+                    set_path(p, target.rewrite, target.original);
+                    if let Some((tp, state, baggage)) = carried {
+                        context::inject_meta(p, tp, state.as_deref(), baggage.as_deref());
+                    }
+                }
                 if req.progress_token().is_some() {
                     req.meta_mut()
                         .insert("progressToken".into(), Value::from(upstream_id));
@@ -505,19 +576,21 @@ impl SessionState {
         }
     }
 
-    /// Records a call refused before it reached a backend (unknown target, policy denial).
-    fn audit_refusal(&self, req: &Request, decision: DecisionRecord, code: i64) {
-        if let Some(sink) = &self.shared.audit {
-            let facts = SessionFacts {
-                session_id: &self.id,
-                protocol_version: self.client.protocol_version.as_str(),
-            };
-            let record = CallAudit::new(&req.method, client_target(req), decision)
-                .record(&facts, Outcome::Error(code));
-            if !sink.handle.record(record) {
-                warn!(session = %self.id, "Audit queue full; record dropped");
-            }
+    /// Ends the telemetry of a call refused before it reached a backend (unknown target, policy
+    /// denial): metrics, span and audit record.
+    fn refuse(&self, call: CallEvent, e: &ErrorObject) {
+        let audit = call.finish(&self.shared.telemetry, fail(e), self.shared.audit.is_some());
+        if let (Some(record), Some(sink)) = (audit, &self.shared.audit)
+            && !sink.handle.record(record)
+        {
+            self.shared.telemetry.audit_dropped();
+            warn!(session = %self.id, "Audit queue full; record dropped");
         }
+    }
+
+    /// Held for stateless (2026-07-28) clients: its id is never shown to them.
+    fn stateless(&self) -> bool {
+        self.client.protocol_version == crate::protocol::ProtocolVersion::V2026_07_28
     }
 
     fn authorize(
@@ -600,23 +673,26 @@ impl SessionState {
 
     fn fail_one(&mut self, upstream_id: i64, err: ErrorObject) {
         if let Some(e) = self.pending.take(upstream_id) {
-            let code = err.code;
-            let bytes = Response::error(e.client_id.clone(), err)
+            if err.code == codes::BACKEND_UNAVAILABLE {
+                self.shared
+                    .telemetry
+                    .metrics
+                    .denied(Denial::BackendUnavailable);
+            }
+            let bytes = Response::error(e.client_id.clone(), err.clone())
                 .into_message()
                 .to_bytes();
-            self.complete(e, bytes, Outcome::Error(code));
+            self.complete(e, bytes, fail(&err));
         }
     }
 
     /// Ends a forwarded request: writes its audit record (when the log is on) and releases the
     /// answer — at once, or in `fsync` mode only after the record is durable.
-    fn complete(&mut self, mut e: InFlight, bytes: Bytes, outcome: Outcome) {
-        if let (Some(call), Some(sink)) = (e.audit.take(), &self.shared.audit) {
-            let facts = SessionFacts {
-                session_id: &self.id,
-                protocol_version: self.client.protocol_version.as_str(),
-            };
-            let record = call.record(&facts, outcome);
+    fn complete(&mut self, mut e: InFlight, bytes: Bytes, finish: Finish<'_>) {
+        let audit = e.call.take().and_then(|call| {
+            call.finish(&self.shared.telemetry, finish, self.shared.audit.is_some())
+        });
+        if let (Some(record), Some(sink)) = (audit, &self.shared.audit) {
             match (&self.myself, sink.durable) {
                 (Some(me), true) => {
                     let (handle, me, stream) = (sink.handle.clone(), me.clone(), e.stream);
@@ -630,6 +706,7 @@ impl SessionState {
                 }
                 _ => {
                     if !sink.handle.record(record) {
+                        self.shared.telemetry.audit_dropped();
                         warn!(session = %self.id, "Audit queue full; record dropped");
                     }
                 }
@@ -658,11 +735,12 @@ impl SessionState {
                 ),
             )
             .with_data(json!({"backend": name, "retryable": true}));
-            let bytes = Response::error(e.client_id.clone(), err)
+            let bytes = Response::error(e.client_id.clone(), err.clone())
                 .into_message()
                 .to_bytes();
             let backend = e.backend;
-            self.complete(e, bytes, Outcome::Error(codes::BACKEND_TIMEOUT));
+            self.shared.telemetry.metrics.denied(Denial::BackendTimeout);
+            self.complete(e, bytes, fail(&err));
             self.send_cancel(
                 backend,
                 RequestId::Num(upstream_id),
@@ -751,23 +829,23 @@ impl SessionState {
                 if e.backend != backend {
                     return;
                 }
-                let (bytes, outcome) = match r.outcome {
+                match r.outcome {
                     Ok(raw) => {
-                        let outcome = match e.audit {
-                            Some(_) => outcome_of_result(&e.method, &raw),
-                            None => Outcome::Ok,
+                        let finish = Finish {
+                            outcome: outcome_of_result(&e.method, &raw),
+                            message: None,
+                            result: Some(raw.get()),
                         };
-                        (encode_result(&e.client_id, raw.get().as_bytes()), outcome)
+                        let bytes = encode_result(&e.client_id, raw.get().as_bytes());
+                        self.complete(e, bytes, finish);
                     }
                     Err(err) => {
-                        let code = err.code;
-                        let bytes = Response::error(e.client_id.clone(), err)
+                        let bytes = Response::error(e.client_id.clone(), err.clone())
                             .into_message()
                             .to_bytes();
-                        (bytes, Outcome::Error(code))
+                        self.complete(e, bytes, fail(&err));
                     }
-                };
-                self.complete(e, bytes, outcome);
+                }
             }
             Message::Request(mut r) => self.on_server_request(backend, &mut r, related),
             Message::Notification(n) => self.on_backend_notification(backend, n, related),
@@ -919,11 +997,6 @@ impl SessionState {
             }
         }
     }
-}
-
-/// The tool/prompt name or resource URI the client asked for, as it sent it.
-fn client_target(req: &Request) -> Option<&str> {
-    req.param_str("name").or_else(|| req.param_str("uri"))
 }
 
 /// Sets `params[key]` where key may be `a.b` (one level of nesting).

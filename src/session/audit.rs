@@ -1,13 +1,10 @@
-//! The session's audit hook: one record per routed call or denial, written when the call ends
-//! (off the request path; in `fsync` mode the answer waits until its record is on disk).
+//! The session's side of the audit log: the sink it writes to, and how a backend's answer is
+//! classified (`ok` / `tool_error`) for the record, the span and the metrics.
 
+use crate::protocol::methods;
+use crate::telemetry::audit::{AuditHandle, Outcome};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::time::Instant;
-
-use crate::policy::DecisionRecord;
-use crate::protocol::methods;
-use crate::telemetry::audit::{AuditHandle, AuditRecord, CallFacts, Outcome};
 
 /// The gateway's audit log as sessions see it.
 #[derive(Debug, Clone)]
@@ -15,46 +12,6 @@ pub struct AuditSink {
     pub handle: AuditHandle,
     /// `fsync` durability: a call's answer is released only after its record is durable.
     pub durable: bool,
-}
-
-/// What a call's record needs that is only known when it starts.
-#[derive(Debug)]
-pub(super) struct CallAudit {
-    /// The tool/prompt name or URI as the client sent it.
-    pub(super) target: Option<String>,
-    pub(super) decision: DecisionRecord,
-    pub(super) started: Instant,
-    pub(super) method: String,
-}
-
-/// The session facts every record of a session repeats.
-pub(super) struct SessionFacts<'a> {
-    pub(super) session_id: &'a str,
-    pub(super) protocol_version: &'a str,
-}
-
-impl CallAudit {
-    pub(super) fn new(method: &str, target: Option<&str>, decision: DecisionRecord) -> Box<Self> {
-        Box::new(CallAudit {
-            target: target.map(str::to_string),
-            decision,
-            started: Instant::now(),
-            method: method.to_string(),
-        })
-    }
-
-    pub(super) fn record(&self, s: &SessionFacts<'_>, outcome: Outcome) -> AuditRecord {
-        let facts = CallFacts {
-            session_id: Some(s.session_id),
-            client_addr: None,
-            protocol_version: Some(s.protocol_version),
-            method: &self.method,
-            target: self.target.as_deref(),
-            outcome,
-            duration: self.started.elapsed(),
-        };
-        AuditRecord::call(&self.decision, &facts)
-    }
 }
 
 #[derive(Deserialize)]

@@ -59,6 +59,7 @@ pub(super) struct BackendState {
     reinit: Option<(i64, Vec<Message>)>,
     /// `backend_session{session, backend}`: what the connection's work is logged under.
     span: tracing::Span,
+    started: tokio::time::Instant,
 }
 
 /// Exponential backoff: 0 for the first start, then 100 ms doubling up to 10 s.
@@ -300,6 +301,9 @@ impl Actor for BackendSession {
         args: BackendArgs,
     ) -> Result<BackendState, ActorProcessingErr> {
         myself.cast(BackendMsg::Connect)?;
+        let tel = &args.shared.telemetry;
+        tel.metrics
+            .backend_session_opened(&tel.backends[args.backend].name);
         Ok(BackendState {
             args,
             up: None,
@@ -307,6 +311,7 @@ impl Actor for BackendSession {
             next_own: 0,
             reinit: None,
             span: tracing::Span::none(),
+            started: tokio::time::Instant::now(),
         })
     }
 
@@ -338,6 +343,10 @@ impl Actor for BackendSession {
         if let Some(up) = st.up.take() {
             up.close().await;
         }
+        let tel = &st.args.shared.telemetry;
+        let facts = &tel.backends[st.args.backend];
+        tel.metrics
+            .backend_session_closed(&facts.name, facts.transport, st.started.elapsed());
         Ok(())
     }
 }

@@ -20,8 +20,8 @@ pub(super) struct InFlight {
     pub(super) deadline: Instant,
     /// Holds one of the session's in-flight slots until the answer.
     pub(super) _permit: Option<OwnedSemaphorePermit>,
-    /// What the call's audit record needs (only when the audit log is on).
-    pub(super) audit: Option<Box<super::audit::CallAudit>>,
+    /// The call's telemetry (spans, metrics, audit record), finished with its answer.
+    pub(super) call: Option<Box<crate::telemetry::CallEvent>>,
 }
 
 /// A backend's request to the client (sampling, elicitation, roots), keyed by the gateway's id.
@@ -44,16 +44,20 @@ pub(super) struct Pending {
 
 impl Pending {
     /// Registers a forwarded request; returns its upstream id (never ≤ 0: those are the child's own).
-    /// `None` when the client id is already in flight (the entry is dropped).
-    pub(super) fn insert(&mut self, entry: InFlight) -> Option<i64> {
+    /// Gives the entry back when the client id is already in flight.
+    pub(super) fn insert(&mut self, entry: InFlight) -> Result<i64, Box<InFlight>> {
         if self.by_client.contains_key(&entry.client_id) {
-            return None;
+            return Err(Box::new(entry));
         }
         self.next_upstream += 1;
         let id = self.next_upstream;
         self.by_client.insert(entry.client_id.clone(), id);
         self.in_flight.insert(id, entry);
-        Some(id)
+        Ok(id)
+    }
+
+    pub(super) fn get_mut(&mut self, upstream: i64) -> Option<&mut InFlight> {
+        self.in_flight.get_mut(&upstream)
     }
 
     pub(super) fn take(&mut self, upstream: i64) -> Option<InFlight> {
@@ -134,7 +138,7 @@ mod tests {
             progress_token: None,
             deadline: Instant::now(),
             _permit: None,
-            audit: None,
+            call: None,
         }
     }
 
@@ -144,7 +148,7 @@ mod tests {
         let a = p.insert(entry(1, 0)).unwrap();
         assert!(a > 0);
         assert!(
-            p.insert(entry(1, 1)).is_none(),
+            p.insert(entry(1, 1)).is_err(),
             "a client id in flight twice is ambiguous"
         );
         let b = p.insert(entry(2, 1)).unwrap();

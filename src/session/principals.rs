@@ -40,6 +40,7 @@ pub(super) fn stateless_client() -> ClientInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         capabilities,
         protocol_version: ProtocolVersion::V2026_07_28,
+        transport: crate::telemetry::NetProtocol::Http,
     }
 }
 

@@ -51,7 +51,7 @@ pub use record::{AuditRecord, CallFacts, Decision, Outcome, RecordKind};
 pub use sink::log_files;
 pub use tail::tail;
 pub use verify::{VerifyReport, order_files, verify};
-pub use writer::{AuditHandle, AuditLog, AuditOptions, AuditStats};
+pub use writer::{AuditHandle, AuditLog, AuditOptions, AuditStats, FsyncHook};
 
 /// What is wrong with the first broken record [`verify`] finds.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -115,6 +115,16 @@ pub(crate) fn build_client(t: &Timeouts) -> Result<Client, UpstreamError> {
     )
 }
 
+/// The W3C trace headers of a forwarded request, copied from its `params._meta` (where the session
+/// wrote the context the backend continues).
+pub(super) fn trace_headers(r: &crate::protocol::Request, headers: &mut HeaderMap) {
+    for (name, value) in crate::telemetry::context::headers_from_meta(r.params.as_ref()) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+}
+
 /// A Streamable HTTP connection: the backend session id and protocol version, plus background
 /// tasks (in-flight POSTs, the GET stream) that end when this value is dropped or closed.
 pub struct HttpUpstream {
@@ -344,6 +354,9 @@ impl Shared {
     async fn post(self: Arc<Self>, msg: Message, session: SessionHeaders) {
         let mut headers = self.request_headers(&session, POST_ACCEPT);
         headers.insert(CONTENT_TYPE, JSON);
+        if let Message::Request(r) = &msg {
+            trace_headers(r, &mut headers);
+        }
         let req = self.request(Method::POST, headers, msg.to_bytes());
         let sent = self.client.request(req).await;
         let resp = match sent {

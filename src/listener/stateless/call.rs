@@ -20,6 +20,7 @@ use crate::protocol::{ErrorObject, Message, Request, RequestId, methods};
 use crate::session::{
     Outbound, PARK_TTL, Parked, PrincipalEntry, Scope, SessionError, UnparkError,
 };
+use crate::telemetry::Origin;
 
 /// A routed call in progress: the session stream its answer arrives on, and what to say when
 /// the backend asks the client something.
@@ -179,6 +180,7 @@ pub(super) async fn call(
     principal: Arc<Principal>,
     mut req: Request,
     info: Value,
+    origin: Origin,
 ) -> Response {
     let entry = match st.registry.stateless_session(&principal, scope).await {
         Ok(e) => e,
@@ -242,7 +244,7 @@ pub(super) async fn call(
             }
             era2026::strip_for_backend(&mut req);
             req.id = call.internal_id.clone();
-            match entry.session.request(req) {
+            match entry.session.request(req, origin) {
                 Ok((_, rx)) => {
                     call.rx = Some(rx);
                     call.settled = false;

@@ -86,6 +86,7 @@ async fn selftest_writer(
                     target: Some("selftest__echo"),
                     outcome: Outcome::Ok,
                     duration: Duration::from_micros(1),
+                    trace: None,
                 };
                 let seq = handle
                     .record_durable(AuditRecord::call(&decision, &facts))

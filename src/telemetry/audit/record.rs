@@ -75,6 +75,8 @@ pub struct CallFacts<'a> {
     pub target: Option<&'a str>,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// The call's SERVER span (trace id, span id), when it was traced.
+    pub trace: Option<([u8; 16], [u8; 8])>,
 }
 
 /// One audit record. `seq` and `instance` are filled in by the writer.
@@ -132,6 +134,12 @@ pub struct AuditRecord {
     pub redactions: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<String>,
+    /// The trace and SERVER span of the call (hex), when it was traced: the way from a record to
+    /// its trace in Jaeger/Tempo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// Free text for marker records (e.g. why the chain restarted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -166,6 +174,8 @@ impl AuditRecord {
             tool_hash: None,
             redactions: 0,
             rate_limit: None,
+            trace_id: None,
+            span_id: None,
             note: None,
         }
     }
@@ -197,6 +207,10 @@ impl AuditRecord {
         r.tool_hash.clone_from(&decision.tool_hash);
         r.redactions = decision.redactions;
         r.rate_limit.clone_from(&decision.rate_limit);
+        if let Some((t, s)) = facts.trace {
+            r.trace_id = Some(hex::encode(t));
+            r.span_id = Some(hex::encode(s));
+        }
         r
     }
 

@@ -43,6 +43,7 @@ fn call(principal: &str, i: u64) -> AuditRecord {
             target: Some("notes__search"),
             outcome: Outcome::Ok,
             duration: Duration::from_micros(1234 + i),
+            trace: None,
         },
     )
 }
@@ -456,6 +457,7 @@ fn enqueue_cost() {
         target: Some("notes__search"),
         outcome: Outcome::Ok,
         duration: Duration::from_micros(900),
+        trace: None,
     };
     let t = std::time::Instant::now();
     for _ in 0..n {

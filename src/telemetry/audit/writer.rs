@@ -56,6 +56,24 @@ struct Counters {
     fsyncs: AtomicU64,
     last_fsync_ns: AtomicU64,
     write_errors: AtomicU64,
+    /// Told the duration of every fsync (the `switchboard.audit.fsync.duration` histogram).
+    on_fsync: HookSlot,
+}
+
+/// Called with the duration of each fsync.
+pub type FsyncHook = Box<dyn Fn(Duration) + Send + Sync>;
+
+#[derive(Default)]
+struct HookSlot(std::sync::OnceLock<FsyncHook>);
+
+impl std::fmt::Debug for HookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Some(hook)"
+        } else {
+            "None"
+        })
+    }
 }
 
 impl Counters {
@@ -156,6 +174,11 @@ impl AuditHandle {
 
     pub fn dropped(&self) -> u64 {
         self.counters.dropped.load(Relaxed)
+    }
+
+    /// Reports every fsync's duration to `hook` (set once; later calls are ignored).
+    pub fn on_fsync(&self, hook: FsyncHook) {
+        let _ = self.counters.on_fsync.0.set(hook);
     }
 
     pub fn stats(&self) -> AuditStats {
@@ -338,6 +361,9 @@ impl Writer {
     fn synced(&mut self, r: Result<Duration, AuditError>) -> Result<(), AuditError> {
         let took = r?;
         self.counters.fsyncs.fetch_add(1, Relaxed);
+        if let Some(hook) = self.counters.on_fsync.0.get() {
+            hook(took);
+        }
         self.counters
             .last_fsync_ns
             .store(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);

@@ -256,6 +256,7 @@ impl Shared {
     ) -> Result<Option<Response>, UpstreamError> {
         let mut headers = self.request_headers(&SessionHeaders::default(), POST_ACCEPT);
         headers.insert(CONTENT_TYPE, JSON);
+        super::trace_headers(req, &mut headers);
         headers.insert(
             HeaderName::from_static(HEADER_PROTOCOL_VERSION),
             HeaderValue::from_static(ProtocolVersion::V2026_07_28.as_str()),

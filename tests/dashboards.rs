@@ -144,7 +144,7 @@ fn check_dashboard(file: &str, d: &Value, ds: &BTreeSet<String>, errors: &mut Ve
     if d["title"].as_str().is_none_or(str::is_empty) {
         err("no title".into());
     }
-    if !d["schemaVersion"].as_u64().is_some_and(|v| v >= 36) {
+    if d["schemaVersion"].as_u64().is_none_or(|v| v < 36) {
         err(format!("schemaVersion {} (want ≥ 36)", d["schemaVersion"]));
     }
     let panels = panels(d);

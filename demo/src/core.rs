@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::Fixture;
 use crate::fixtures::{AnyBackend, Backend, ToolError, tool_error};
 use crate::jsonrpc::{RpcError, encode_response};
-pub(crate) use context::RequestCtx;
+pub(crate) use context::{RequestCtx, TraceHeaders};
 pub(crate) use hub::{Change, Hub};
 pub(crate) use session::{SUPPORTED_VERSIONS, Session, log_level_index};
 
@@ -96,7 +96,8 @@ impl Server {
     }
 
     /// Runs request `id` on its own task; its frames (ending with [`Frame::Final`]) go to `out`.
-    /// The task is registered for cancellation by `notifications/cancelled`.
+    /// The task is registered for cancellation by `notifications/cancelled`. `http_trace`: the
+    /// trace-context headers of the HTTP request that carried it (`None` over stdio).
     pub(crate) fn spawn_request(
         self: &Arc<Self>,
         session: Arc<Session>,
@@ -104,13 +105,16 @@ impl Server {
         method: String,
         params: Value,
         out: FrameTx,
+        http_trace: Option<TraceHeaders>,
     ) {
         let server = Arc::clone(self);
         let tracked = id.clone();
         let sess = Arc::clone(&session);
         session.track(&tracked, move || {
             tokio::spawn(async move {
-                let result = server.dispatch(&sess, &method, params, &out).await;
+                let result = server
+                    .dispatch(&sess, &method, params, &out, http_trace)
+                    .await;
                 sess.untrack(&id);
                 let _ = out.send(Frame::Final(encode_response(&id, &result)));
             })
@@ -135,6 +139,7 @@ impl Server {
         method: &str,
         mut params: Value,
         out: &FrameTx,
+        http_trace: Option<TraceHeaders>,
     ) -> Result<Value, RpcError> {
         let meta = params.as_object_mut().and_then(|p| p.remove("_meta"));
         let b = &self.backend;
@@ -157,7 +162,13 @@ impl Server {
                     None | Some(Value::Null) => Map::new(),
                     Some(_) => return Err(RpcError::invalid_params("arguments must be an object")),
                 };
-                let ctx = RequestCtx::new(Arc::clone(session), self.hub.clone(), out.clone(), meta);
+                let ctx = RequestCtx::new(
+                    Arc::clone(session),
+                    self.hub.clone(),
+                    out.clone(),
+                    meta,
+                    http_trace,
+                );
                 match b.call_tool(&name, args, &ctx).await {
                     Ok(v) => Ok(v),
                     Err(ToolError::Failed(msg)) => Ok(tool_error(&msg)),

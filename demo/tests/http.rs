@@ -104,7 +104,7 @@ async fn lab_pagination_and_fast_json_echo() {
             None => break,
         }
     }
-    assert_eq!(names.len(), 12);
+    assert_eq!(names.len(), 13);
     let reply = c.post(&call(20, "echo", json!({ "text": "ping" }))).await;
     assert!(!reply.is_sse(), "echo must answer with plain JSON");
     assert_eq!(first_text(&reply.response(20).await.0["result"]), "ping");
@@ -241,6 +241,30 @@ async fn whoami_reports_session_tag_and_traceparent() {
     assert_eq!(who["sessionId"], json!(c.session));
     assert_eq!(who["tag"], "blue");
     assert_eq!(who["traceparent"], tp);
+}
+
+#[tokio::test]
+async fn trace_reports_meta_and_http_headers_apart() {
+    let server = HttpServer::spawn("lab", &[]).await;
+    let c = server.client(json!({})).await;
+    let meta_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let header_tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut msg = call(1, "trace", json!({}));
+    msg["params"]["_meta"] = json!({ "traceparent": meta_tp, "baggage": "user=alice" });
+    let post = c
+        .post_builder(&msg)
+        .header("traceparent", header_tp)
+        .header("tracestate", "sb=1");
+    let body = within("POST", post.send()).await.unwrap().bytes().await;
+    let resp: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+    let seen: Value = serde_json::from_str(first_text(&resp["result"])).unwrap();
+    assert_eq!(
+        seen,
+        json!({
+            "meta": { "traceparent": meta_tp, "tracestate": null, "baggage": "user=alice" },
+            "http": { "traceparent": header_tp, "tracestate": "sb=1", "baggage": null },
+        })
+    );
 }
 
 #[tokio::test]

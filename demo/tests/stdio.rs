@@ -86,6 +86,8 @@ async fn lab_tools_list_is_paginated() {
         "add_tool",
         "whoami",
         "big",
+        "stats",
+        "trace",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -114,6 +116,25 @@ async fn echo_big_and_errors() {
     assert_eq!(s.until_response(4).await.0["error"]["code"], -32602);
     s.send(&request(5, "prompts/list", json!({}))).await;
     assert_eq!(s.until_response(5).await.0["error"]["code"], -32601);
+}
+
+#[tokio::test]
+async fn trace_reports_meta_and_no_http_over_stdio() {
+    let mut s = StdioServer::spawn("lab");
+    s.initialize(json!({})).await;
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut msg = call(1, "trace", json!({}));
+    msg["params"]["_meta"] = json!({ "traceparent": tp, "tracestate": "sb=1" });
+    s.send(&msg).await;
+    let seen: Value =
+        serde_json::from_str(first_text(&s.until_response(1).await.0["result"])).unwrap();
+    assert_eq!(
+        seen,
+        json!({
+            "meta": { "traceparent": tp, "tracestate": "sb=1", "baggage": null },
+            "http": null,
+        })
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::warn;
 
@@ -151,8 +152,9 @@ impl Telemetry {
         }
         if let Some(o) = &cfg.otlp {
             let exporter = metric_exporter(o)?;
+            // On the runtime: the exporters' clients (tonic, hyper) need its reactor.
             mp = mp.with_reader(
-                PeriodicReader::builder(exporter)
+                PeriodicReader::builder(exporter, opentelemetry_sdk::runtime::Tokio)
                     .with_interval(cfg.metrics.otlp_interval)
                     .build(),
             );

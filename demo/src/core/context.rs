@@ -17,12 +17,23 @@ use crate::jsonrpc::{RpcError, encode_notification, encode_request};
 /// How long a server→client request waits for the client's answer.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The W3C trace-context headers of the HTTP request that carried a message (each `None` when
+/// absent), for fixtures that report what context reached them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TraceHeaders {
+    pub(crate) traceparent: Option<String>,
+    pub(crate) tracestate: Option<String>,
+    pub(crate) baggage: Option<String>,
+}
+
 /// Context of one client request being served.
 pub(crate) struct RequestCtx {
     session: Arc<Session>,
     hub: Hub,
     out: FrameTx,
     meta: Option<Value>,
+    /// `None` when the request did not arrive over HTTP (stdio).
+    http_trace: Option<TraceHeaders>,
 }
 
 /// Removes a pending server→client request if the waiting task is dropped (e.g. cancelled).
@@ -38,12 +49,19 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl RequestCtx {
-    pub(crate) fn new(session: Arc<Session>, hub: Hub, out: FrameTx, meta: Option<Value>) -> Self {
+    pub(crate) fn new(
+        session: Arc<Session>,
+        hub: Hub,
+        out: FrameTx,
+        meta: Option<Value>,
+        http_trace: Option<TraceHeaders>,
+    ) -> Self {
         Self {
             session,
             hub,
             out,
             meta,
+            http_trace,
         }
     }
 
@@ -55,6 +73,11 @@ impl RequestCtx {
     /// A field of the request's `params._meta`.
     pub(crate) fn meta(&self, key: &str) -> Option<&Value> {
         self.meta.as_ref().and_then(|m| m.get(key))
+    }
+
+    /// The trace-context headers of the HTTP request this arrived on (`None` over stdio).
+    pub(crate) fn http_trace(&self) -> Option<&TraceHeaders> {
+        self.http_trace.as_ref()
     }
 
     /// Whether the client declared capability `name` (`sampling`, `elicitation`, `roots`).

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::core::hub::HubReceiver;
-use crate::core::{Frame, Server, Session, lock};
+use crate::core::{Frame, Server, Session, TraceHeaders, lock};
 use crate::jsonrpc::{Incoming, RpcError, decode, encode_response};
 use streams::StreamTable;
 
@@ -237,7 +237,7 @@ async fn on_post(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Byt
             StatusCode::ACCEPTED.into_response()
         }
         Incoming::Request { id, method, params } => {
-            request(&st, &session, id, method, params).await
+            request(&st, &session, id, method, params, trace_headers(&headers)).await
         }
     }
 }
@@ -267,15 +267,37 @@ async fn request(
     id: Value,
     method: String,
     params: Value,
+    trace: TraceHeaders,
 ) -> Response {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    st.server
-        .spawn_request(Arc::clone(&session.core), id, method, params, tx);
+    st.server.spawn_request(
+        Arc::clone(&session.core),
+        id,
+        method,
+        params,
+        tx,
+        Some(trace),
+    );
     match rx.recv().await {
         Some(Frame::Final(body)) => json_body(body),
         Some(first) => streams::open(&session.streams, session.priming(), first, rx),
         // Cancelled before producing anything: an empty stream, no response (per spec).
         None => sse::response(None, mpsc::unbounded_channel().1),
+    }
+}
+
+/// The W3C trace-context headers of a POST, handed to the request's context.
+fn trace_headers(headers: &HeaderMap) -> TraceHeaders {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    TraceHeaders {
+        traceparent: get("traceparent"),
+        tracestate: get("tracestate"),
+        baggage: get("baggage"),
     }
 }
 

@@ -43,7 +43,7 @@ where
         }
         match decode(line.as_bytes()) {
             Ok(Incoming::Request { id, method, params }) => {
-                server.spawn_request(Arc::clone(&session), id, method, params, tx.clone());
+                server.spawn_request(Arc::clone(&session), id, method, params, tx.clone(), None);
             }
             Ok(Incoming::Notification { method, params }) => {
                 server.handle_notification(&session, &method, &params);

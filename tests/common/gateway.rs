@@ -294,20 +294,47 @@ impl RawClient {
         listening
     }
 
-    /// POSTs a 5 MiB tools/call (over the 4 MiB default limit). The gateway answers 413 from
-    /// Content-Length without reading the body, then closes: only the status is certain.
+    /// Announces a 5 MiB tools/call (over the 4 MiB default limit) and sends only its start: the
+    /// gateway must answer 413 from Content-Length alone, without reading the body. Raw TCP, so
+    /// the answer is read whatever the gateway does with the rest of the upload.
     pub(crate) async fn post_oversized(&self, id: i64) -> u16 {
-        let big = format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
-            "x".repeat(5 * 1024 * 1024)
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let url = url::Url::parse(&self.url).expect("gateway url");
+        let authority = format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port_or_known_default().expect("port")
         );
-        let over = self
-            .request(reqwest::Method::POST)
-            .body(big)
-            .send()
+        let mut tcp = tokio::net::TcpStream::connect(&authority)
             .await
-            .expect("a response before the upload ends");
-        over.status().as_u16()
+            .expect("connect to the gateway");
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\ncontent-length: {}\r\n",
+            url.path(),
+            5 * 1024 * 1024
+        );
+        if let Some(s) = &self.session {
+            head.push_str(&format!(
+                "mcp-session-id: {s}\r\nmcp-protocol-version: 2025-11-25\r\n"
+            ));
+        }
+        head.push_str("\r\n");
+        head.push_str(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"xxxx"#
+        ));
+        tcp.write_all(head.as_bytes()).await.expect("send the head");
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+            .await
+            .expect("an answer before the upload ends")
+            .expect("read the answer");
+        let status_line = String::from_utf8_lossy(&buf[..n]);
+        status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {status_line:?}"))
     }
 
     pub(crate) async fn tool(&self, id: i64, name: &str, args: Value) -> Value {

@@ -25,6 +25,9 @@ use crate::config::{
 };
 use crate::protocol::ProtocolVersion;
 
+/// How long shutdown waits for queued spans to be exported.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
 /// Span export: the queue, and which root traces are sampled.
 #[derive(Debug)]
 pub(crate) struct Spans {
@@ -308,9 +311,10 @@ impl Telemetry {
         }
     }
 
-    /// Flushes and stops the exporters (bounded).
+    /// Flushes and stops the exporters, within a couple of seconds even when the collector is
+    /// down (what is still queued then is lost, and was already in the audit log).
     pub async fn shutdown(&self) {
-        self.flush().await;
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.flush()).await;
         if let Some(p) = &self.meter_provider {
             let p = p.clone();
             let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;

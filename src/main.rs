@@ -31,6 +31,8 @@ fn main() -> ExitCode {
             Command::DemoBackend { fixture, http } => demo_backend(&fixture, http).await,
         }
     });
+    // A blocked exporter thread (collector down) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -316,8 +316,10 @@ impl Telemetry {
     pub async fn shutdown(&self) {
         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.flush()).await;
         if let Some(p) = &self.meter_provider {
+            // The final push blocks its thread for up to the OTLP timeout: wait for it briefly.
             let p = p.clone();
-            let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
+            let push = tokio::task::spawn_blocking(move || p.shutdown());
+            let _ = tokio::time::timeout(SHUTDOWN_FLUSH, push).await;
         }
         if let Some(p) = &self.tracer_provider {
             let _ = p.shutdown();

@@ -456,8 +456,8 @@ impl SessionState {
                 }
                 if let Some(p) = req.params.as_mut() {
                     set_path(p, target.rewrite, target.original);
-                    if let Some((tp, state, baggage)) = carried {
-                        context::inject_meta(p, tp, state.as_deref(), baggage.as_deref());
+                    if let Some(c) = carried {
+                        context::inject_meta(p, c);
                     }
                 }
                 if req.progress_token().is_some() {

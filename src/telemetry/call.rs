@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::Telemetry;
 use super::audit::{AuditRecord, CallFacts, Outcome};
-use super::context::{Remote, traceparent};
+use super::context::{Carried, Remote, traceparent};
 use crate::policy::DecisionRecord;
 use crate::protocol::methods;
 
@@ -212,7 +212,7 @@ impl CallEvent {
         original: &str,
         upstream_id: i64,
         arguments: Option<&serde_json::Value>,
-    ) -> Option<(String, Option<Box<str>>, Option<Box<str>>)> {
+    ) -> Option<Carried> {
         let span_id: [u8; 8] = rand::random();
         if self.method == methods::TOOLS_CALL && tel.records_payload(backend, original) {
             self.payload = arguments.map(|a| a.to_string().into_boxed_str());
@@ -226,18 +226,16 @@ impl CallEvent {
             span_id,
         });
         match &self.trace {
-            Some(t) => Some((
-                traceparent(t.trace_id, span_id, t.sampled),
-                t.parent.as_ref().and_then(|p| p.tracestate.clone()),
-                t.parent.as_ref().and_then(|p| p.baggage.clone()),
-            )),
+            Some(t) => Some(Carried {
+                traceparent: traceparent(t.trace_id, span_id, t.sampled),
+                tracestate: t.parent.as_ref().and_then(|p| p.tracestate.clone()),
+                baggage: t.parent.as_ref().and_then(|p| p.baggage.clone()),
+            }),
             // Not tracing: the backend continues the client's HTTP-level trace, if any.
-            None => self.origin.parent.as_ref().map(|p| {
-                (
-                    traceparent(p.trace_id, p.span_id, p.sampled),
-                    p.tracestate.clone(),
-                    p.baggage.clone(),
-                )
+            None => self.origin.parent.as_ref().map(|p| Carried {
+                traceparent: traceparent(p.trace_id, p.span_id, p.sampled),
+                tracestate: p.tracestate.clone(),
+                baggage: p.baggage.clone(),
             }),
         }
     }

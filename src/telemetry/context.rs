@@ -103,14 +103,19 @@ pub fn traceparent(trace_id: [u8; 16], span_id: [u8; 8], sampled: bool) -> Strin
     s
 }
 
+/// The context a backend continues: what goes into a forwarded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub traceparent: String,
+    pub tracestate: Option<Box<str>>,
+    pub baggage: Option<Box<str>>,
+}
+
 /// Writes the context a backend should continue into a forwarded request's `params._meta`,
 /// replacing whatever the client put there.
-pub fn inject_meta(
-    params: &mut Map<String, Value>,
-    traceparent: String,
-    tracestate: Option<&str>,
-    baggage: Option<&str>,
-) {
+pub fn inject_meta(params: &mut Map<String, Value>, c: Carried) {
+    let (traceparent, tracestate, baggage) = (c.traceparent, c.tracestate, c.baggage);
+    let (tracestate, baggage) = (tracestate.as_deref(), baggage.as_deref());
     let meta = params
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -194,7 +199,14 @@ mod tests {
             .unwrap();
         assert!(Remote::from_meta(Some(&p)).is_some());
         let mine = traceparent([1; 16], [2; 8], true);
-        inject_meta(&mut p, mine.clone(), None, Some("a=b"));
+        inject_meta(
+            &mut p,
+            Carried {
+                traceparent: mine.clone(),
+                tracestate: None,
+                baggage: Some("a=b".into()),
+            },
+        );
         assert_eq!(p["_meta"]["traceparent"], json!(mine));
         assert_eq!(p["_meta"]["progressToken"], json!(7));
         let h = headers_from_meta(Some(&p));

@@ -28,9 +28,14 @@ pub fn init_logging(cfg: &LogConfig, tracer: Option<opentelemetry_sdk::trace::Sd
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    // Only the short connect spans become OpenTelemetry spans (calls have their own, built
+    // without `tracing`); log events inside them become span events.
     let otel = tracer.map(|t| {
         tracing_opentelemetry::layer()
             .with_tracer(t)
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                !m.is_span() || m.name() == "backend.connect"
+            }))
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     let registry = tracing_subscriber::registry().with(filter).with(otel);

@@ -265,3 +265,36 @@ async fn a_stalled_collector_costs_counted_spans_but_no_call_and_no_audit_record
     assert_eq!(calls, 30, "every call is in the audit log");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exports_backend_connects_and_drains_spans_on_sigterm() {
+    let r = OtlpReceiver::start(Protocol::Grpc).await;
+    // An export interval that never elapses during the test: only shutdown's flush exports.
+    let yaml = format!(
+        "listeners: [{{name: t, bind: '127.0.0.1:0'}}]\ntelemetry:\n  service_name: sb-test\n  otlp: {{endpoint: '{}', protocol: grpc}}\n  traces: {{interval: 1h}}\nbackends:\n{}",
+        r.endpoint(),
+        fixture_stdio("lab", "lab")
+    );
+    let (mut gw, _dir) = GatewayProcess::start(&yaml).await;
+    let c = RawClient::connect(&gw.url).await;
+    assert_eq!(text(&c.tool(1, "echo", json!({"text": "hi"})).await), "hi");
+    assert!(r.spans().is_empty(), "nothing exported before shutdown");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gw.pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = gw.child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+    // SIGTERM flushed the queue: the call's SERVER span, and the session's backend connect
+    // (through the `tracing` bridge) as a CLIENT span of its own.
+    let spans = r.spans();
+    assert!(
+        by_name_kind(&spans, "tools/call echo", SpanKind::Server).is_some(),
+        "{spans:#?}"
+    );
+    let connect = by_name_kind(&spans, "backend.connect", SpanKind::Client)
+        .unwrap_or_else(|| panic!("no backend.connect span: {spans:#?}"));
+    assert_eq!(connect.attr_str("switchboard.backend"), Some("lab"));
+    assert_eq!(connect.resource_str("service.name"), Some("sb-test"));
+}

@@ -108,10 +108,16 @@ impl BackendState {
         // Every line the connection's tasks log (stderr of a stdio backend, HTTP failures)
         // carries the session and the backend.
         let span = tracing::info_span!("backend_session", session = %self.args.session_id, backend = %cfg.name);
-        let connect = Upstream::connect(cfg, &self.args.shared.pool, tx).instrument(span.clone());
-        let up = tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| UpstreamError::Timeout(timeout))??;
+        // Exported as its own short span when traces are on (the `tracing` bridge).
+        let connecting = tracing::info_span!(
+            parent: None,
+            "backend.connect",
+            otel.kind = "client",
+            switchboard.backend = %cfg.name,
+            switchboard.transport = cfg.transport.kind(),
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
         let mut backlog = Vec::new();
         let identity = self.identity();
         // The discovery connection probed this backend; a known 2025 server is not re-probed.
@@ -121,15 +127,31 @@ impl BackendState {
             .catalog
             .snapshot(self.args.backend)
             .is_some_and(|s| !s.info().stateless);
-        let info = handshake::open(
-            &up,
-            &mut rx,
-            &mut backlog,
-            &identity,
-            timeout,
-            known_sessionful,
-        )
-        .await?;
+        let pool = &self.args.shared.pool;
+        let opened = async {
+            let connect = Upstream::connect(cfg, pool, tx).instrument(span.clone());
+            let up = tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| UpstreamError::Timeout(timeout))??;
+            let info = handshake::open(
+                &up,
+                &mut rx,
+                &mut backlog,
+                &identity,
+                timeout,
+                known_sessionful,
+            )
+            .await?;
+            Ok::<_, ActorProcessingErr>((up, info))
+        }
+        .instrument(connecting.clone())
+        .await;
+        if let Err(e) = &opened {
+            connecting.record("otel.status_code", "ERROR");
+            connecting.record("otel.status_message", e.to_string());
+        }
+        drop(connecting);
+        let (up, info) = opened?;
         debug!(session = %self.args.session_id, backend = %self.name(), version = %info.protocol_version, "Backend session open");
         self.up = Some(up);
         // A stateless backend has no session-wide log level (2026: per request).

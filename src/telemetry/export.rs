@@ -107,7 +107,7 @@ async fn run<E: SpanExporter>(
     exported: Arc<AtomicU64>,
 ) {
     let mut buf = Vec::with_capacity(batch);
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

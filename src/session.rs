@@ -173,7 +173,18 @@ impl SessionHandle {
     /// Hands a client notification or response to the session.
     pub fn deliver(&self, msg: crate::protocol::Message) -> Result<(), SessionError> {
         self.actor
-            .cast(SessionMsg::Client(msg))
+            .cast(SessionMsg::Client(msg, None))
+            .map_err(|_| SessionError::Closed)
+    }
+
+    /// Hands a message the client sent to the session; a notification gets its SERVER span.
+    pub fn deliver_from(
+        &self,
+        msg: crate::protocol::Message,
+        origin: crate::telemetry::Origin,
+    ) -> Result<(), SessionError> {
+        self.actor
+            .cast(SessionMsg::Client(msg, Some(Box::new(origin))))
             .map_err(|_| SessionError::Closed)
     }
 

@@ -298,3 +298,82 @@ async fn the_binary_exports_backend_connects_and_drains_spans_on_sigterm() {
     assert_eq!(connect.attr_str("switchboard.backend"), Some("lab"));
     assert_eq!(connect.resource_str("service.name"), Some("sb-test"));
 }
+
+/// A 2026-07-28 request: the `_meta` envelope plus the mirrored headers.
+async fn modern(c: &RawClient, id: i64, method: &str, mut params: Value) -> Reply {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "1"},
+    });
+    let mut b = c
+        .bare_post()
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(n) = params.get("name").and_then(Value::as_str) {
+        b = b.header("mcp-name", n.to_string());
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    c.send(b.body(body.to_string())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_clients_and_notifications_get_server_spans_too() {
+    let r = OtlpReceiver::start(Protocol::Grpc).await;
+    let gw = TestGateway::start(&[fixture_stdio("lab", "lab")], &telemetry(&r, "")).await;
+    // 2026-07-28: answered by the listener (discover) and routed through a gateway-held session.
+    let stateless = RawClient::new(&gw.url);
+    assert_eq!(
+        modern(&stateless, 1, "server/discover", json!({}))
+            .await
+            .status,
+        200
+    );
+    let echoed = modern(
+        &stateless,
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    )
+    .await;
+    assert_eq!(echoed.status, 200);
+    // A 2025 client's notification.
+    let c = RawClient::connect(&gw.url).await;
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"});
+    assert_eq!(c.post(note).await.status, 202);
+
+    let spans = r
+        .wait_for_spans(
+            |s| {
+                [
+                    "server/discover",
+                    "tools/call echo",
+                    "notifications/roots/list_changed",
+                ]
+                .iter()
+                .all(|n| by_name_kind(s, n, SpanKind::Server).is_some())
+            },
+            WAIT,
+        )
+        .await;
+    let discover = by_name_kind(&spans, "server/discover", SpanKind::Server).unwrap();
+    assert_eq!(
+        discover.attr_str("mcp.protocol.version"),
+        Some("2026-07-28")
+    );
+    let call = by_name_kind(&spans, "tools/call echo", SpanKind::Server).unwrap();
+    assert_eq!(call.attr_str("mcp.protocol.version"), Some("2026-07-28"));
+    // No session exists for a stateless client: the gateway's internal one is not shown.
+    assert_eq!(call.attr("mcp.session.id"), None);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.kind == SpanKind::Client && s.is_child_of(&call))
+    );
+    let n = by_name_kind(&spans, "notifications/roots/list_changed", SpanKind::Server).unwrap();
+    assert_eq!(n.attr_str("mcp.session.id"), c.session.as_deref());
+    assert_eq!(n.attr("jsonrpc.request.id"), None);
+    gw.stop().await;
+}

@@ -25,7 +25,8 @@ use crate::protocol::era2026::{self, Cache, Headers};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::{ErrorObject, Message, ProtocolVersion, Request, RequestId, methods, sse};
 use crate::session::{self, Scope};
-use crate::telemetry::{Denial, Origin};
+use crate::telemetry::audit::Outcome;
+use crate::telemetry::{CallEvent, Denial, Finish, Origin};
 
 /// Lists are filtered by the caller's permissions (private) and change when a backend's do; with
 /// no `subscriptions/listen` yet, clients should not hold them long.
@@ -137,6 +138,28 @@ async fn request(
         name: header_str(h, era2026::HEADER_NAME),
     };
     let denied = |why| st.shared.telemetry.metrics.denied(why);
+    // The SERVER span of a message answered here (routed calls get theirs in the session).
+    let span = |req: &Request, result: Result<(), &ErrorObject>| {
+        let tel = &st.shared.telemetry;
+        let call = CallEvent::start(
+            tel,
+            origin.clone(),
+            &req.method,
+            Some(req.id.to_string()),
+            req.params.as_ref(),
+            None,
+            ProtocolVersion::V2026_07_28.as_str(),
+        );
+        let finish = match result {
+            Ok(()) => Finish::ok(),
+            Err(e) => Finish {
+                outcome: Outcome::Error(e.code),
+                message: Some(&e.message),
+                result: None,
+            },
+        };
+        call.finish(tel, finish, false);
+    };
     let env = match era2026::classify(&req, &headers) {
         Ok(e) => e,
         Err(r) => {
@@ -145,11 +168,13 @@ async fn request(
                 codes::UNSUPPORTED_PROTOCOL_VERSION => Denial::ProtocolVersion,
                 _ => Denial::Malformed,
             });
+            span(&req, Err(&r.error));
             return error(req.id, r.error);
         }
     };
     if let Err(r) = check_param_headers(st, scope, h, &req) {
         denied(Denial::HeaderMismatch);
+        span(&req, Err(&r.error));
         return error(req.id, r.error);
     }
     let info = handshake::server_info(st, scope);
@@ -157,8 +182,14 @@ async fn request(
     // issue puts the authenticated principal here; everything below is keyed by it.
     let principal = Arc::new(Principal::default());
     match req.method.as_str() {
-        methods::SERVER_DISCOVER => discover(st, scope, req.id, &info),
-        era2026::SUBSCRIPTIONS_LISTEN => listen::listen(st, scope, req.id, req.params.as_ref()),
+        methods::SERVER_DISCOVER => {
+            span(&req, Ok(()));
+            discover(st, scope, req.id, &info)
+        }
+        era2026::SUBSCRIPTIONS_LISTEN => {
+            span(&req, Ok(()));
+            listen::listen(st, scope, req.id, req.params.as_ref())
+        }
         methods::TOOLS_LIST
         | methods::PROMPTS_LIST
         | methods::RESOURCES_LIST
@@ -168,6 +199,7 @@ async fn request(
                 session::answer_locally(&st.shared, &view, &principal, "", &req).and_then(|raw| {
                     era2026::complete(&String::from_utf8_lossy(&raw), &info, Some(LIST_CACHE))
                 });
+            span(&req, result.as_ref().map(|_| ()));
             match result {
                 Ok(b) => reply::json(StatusCode::OK, encode_result(&req.id, &b)),
                 Err(e) => error(req.id, e),
@@ -177,16 +209,17 @@ async fn request(
         | methods::PROMPTS_GET
         | methods::RESOURCES_READ
         | methods::COMPLETION_COMPLETE => {
-            call::call(st, scope, env, principal, req, info, origin).await
+            call::call(st, scope, env, principal, req, info, origin.clone()).await
         }
-        other => error(
-            req.id,
-            ErrorObject::new(
+        other => {
+            let e = ErrorObject::new(
                 codes::METHOD_NOT_FOUND,
                 format!("Method not found: {other}"),
             )
-            .with_data(json!({"method": other})),
-        ),
+            .with_data(json!({"method": other}));
+            span(&req, Err(&e));
+            error(req.id, e)
+        }
     }
 }
 

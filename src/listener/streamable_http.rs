@@ -253,7 +253,7 @@ async fn post_message(
     };
     match msg {
         Message::Request(req) => forward_request(st, &s, req, origin).await,
-        other => match s.deliver(other) {
+        other => match s.deliver_from(other, origin) {
             Ok(()) => reply::accepted(),
             Err(_) => reply::rpc_error(
                 StatusCode::NOT_FOUND,

@@ -170,7 +170,7 @@ async fn serve(st: Arc<ListenerState>, socket: WebSocket, origin: Origin) {
                 }
             }
             (other, Some(s)) => {
-                if s.deliver(other).is_err() {
+                if s.deliver_from(other, arrived(&origin)).is_err() {
                     break;
                 }
             }

@@ -52,8 +52,9 @@ pub enum SessionMsg {
         permit: OwnedSemaphorePermit,
         origin: Box<Origin>,
     },
-    /// A client notification, or a client response to a server→client request.
-    Client(Message),
+    /// A client notification, or a client response to a server→client request; with the origin
+    /// when the client itself sent it (not a bridge inside the gateway).
+    Client(Message, Option<Box<Origin>>),
     /// A GET stream was opened (or resumed with `Last-Event-ID`); replies with the priming event id.
     OpenStream {
         last_event_id: Option<String>,
@@ -186,7 +187,24 @@ impl Actor for SessionActor {
                 st.on_client_request(&myself, req, stream, permit, *origin)
                     .await;
             }
-            SessionMsg::Client(msg) => st.on_client_message(msg),
+            SessionMsg::Client(msg, origin) => {
+                if let (Message::Notification(n), Some(origin)) = (&msg, origin) {
+                    let tel = &st.shared.telemetry;
+                    let session = (!st.stateless()).then(|| st.id.clone());
+                    let version = st.client.protocol_version.as_str();
+                    CallEvent::start(
+                        tel,
+                        *origin,
+                        &n.method,
+                        None,
+                        n.params.as_ref(),
+                        session,
+                        version,
+                    )
+                    .finish(tel, Finish::ok(), false);
+                }
+                st.on_client_message(msg)
+            }
             SessionMsg::OpenStream {
                 last_event_id,
                 tx,

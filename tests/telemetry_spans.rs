@@ -160,9 +160,14 @@ async fn a_tool_call_is_a_server_span_with_a_client_child_and_the_backend_contin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_denials_and_local_answers_have_their_own_spans_over_otlp_http() {
     let r = OtlpReceiver::start(Protocol::Http).await;
+    // Arguments and results are recorded for lab's echo only (opt-in).
+    let extra = format!(
+        "{}  payloads: [{{backend: lab, tools: [echo]}}]\n",
+        telemetry(&r, "")
+    );
     let gw = TestGateway::start(
         &[fixture_stdio("lab", "lab"), fixture_stdio("notes", "notes")],
-        &telemetry(&r, ""),
+        &extra,
     )
     .await;
     let c = RawClient::connect(&gw.url).await;
@@ -172,6 +177,7 @@ async fn errors_denials_and_local_answers_have_their_own_spans_over_otlp_http() 
     let unknown = c.tool(3, "no_such_tool", json!({})).await;
     assert_eq!(unknown["error"]["code"], json!(-32602));
     c.tool(4, "list_notes", json!({})).await;
+    c.tool(5, "echo", json!({"text": "opted-in"})).await;
 
     let spans = r
         .wait_for_spans(
@@ -184,21 +190,42 @@ async fn errors_denials_and_local_answers_have_their_own_spans_over_otlp_http() 
                 ]
                 .iter()
                 .all(|n| by_name_kind(s, n, SpanKind::Server).is_some())
+                    && s.iter()
+                        .any(|s| s.attr_str("jsonrpc.request.id") == Some("5"))
             },
             WAIT,
         )
         .await;
+    let recorded = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server && s.attr_str("jsonrpc.request.id") == Some("5"))
+        .unwrap();
+    let attr = |k| recorded.attr_str(k).unwrap_or_default();
+    assert!(
+        attr("gen_ai.tool.call.arguments").contains("opted-in"),
+        "{recorded:#?}"
+    );
+    assert!(
+        attr("gen_ai.tool.call.result").contains("opted-in"),
+        "{recorded:#?}"
+    );
     // Answered from the catalog: a root SERVER span with no backend hop.
     let list = by_name_kind(&spans, "tools/list", SpanKind::Server).unwrap();
     assert!(list.is_root());
     assert!(!spans.iter().any(|s| s.is_child_of(&list)));
 
     // isError: true is error.type tool_error, status ERROR, on both hops.
-    let echo = by_name_kind(&spans, "tools/call echo", SpanKind::Server).unwrap();
+    let echo = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server && s.attr_str("jsonrpc.request.id") == Some("2"))
+        .unwrap();
     assert_eq!(echo.attr_str("error.type"), Some("tool_error"));
     assert_eq!(echo.status, SpanStatus::Error);
-    let hop = by_name_kind(&spans, "tools/call echo", SpanKind::Client).unwrap();
-    assert!(hop.is_child_of(&echo));
+    let hop = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Client && s.is_child_of(echo))
+        .unwrap();
+    assert_eq!(hop.attr_str("error.type"), Some("tool_error"));
     assert_eq!(hop.attr_str("network.transport"), Some("pipe"));
     assert_eq!(hop.attr("server.address"), None);
 
@@ -217,6 +244,12 @@ async fn errors_denials_and_local_answers_have_their_own_spans_over_otlp_http() 
     // Without trace context from the client, the call starts its own trace.
     let notes = by_name_kind(&spans, "tools/call list_notes", SpanKind::Server).unwrap();
     assert!(notes.is_root());
+    assert_eq!(
+        notes.attr("gen_ai.tool.call.arguments"),
+        None,
+        "not opted in"
+    );
+    assert_eq!(notes.attr("gen_ai.tool.call.result"), None);
     assert_eq!(notes.attr_str("switchboard.backend"), Some("notes"));
     gw.stop().await;
 }

@@ -114,6 +114,9 @@ pub struct CallEvent {
     payload: Option<Box<str>>,
 }
 
+/// What a forwarded request carries for the backend: `traceparent`, `tracestate`, `baggage`.
+pub type HopContext = (String, Option<Box<str>>, Option<Box<str>>);
+
 /// The outcome of one call, as the client saw it.
 #[derive(Debug)]
 pub struct Finish<'a> {
@@ -212,7 +215,7 @@ impl CallEvent {
         original: &str,
         upstream_id: i64,
         arguments: Option<&serde_json::Value>,
-    ) -> Option<(String, Option<Box<str>>, Option<Box<str>>)> {
+    ) -> Option<HopContext> {
         let span_id: [u8; 8] = rand::random();
         if self.method == methods::TOOLS_CALL && tel.records_payload(backend, original) {
             self.payload = arguments.map(|a| a.to_string().into_boxed_str());

@@ -2,6 +2,7 @@
 //! client count, plus gateway CPU per call and memory per idle session; a markdown report.
 
 mod memory;
+mod otlp_sink;
 mod procs;
 mod report;
 
@@ -10,13 +11,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, TelemetryArg};
 use crate::load::{self, LoadSpec, Phase, Stop};
 use crate::mcp::CallTemplate;
 use crate::procfs::{self, CpuTicks, Machine};
 use crate::transport::Target;
+use otlp_sink::OtlpSink;
 use procs::Child;
-use report::{CpuUse, Pair, Report, Run};
+use report::{CpuUse, Pair, Report, Run, TelemetryFacts};
 
 /// The fixture's tool, called directly.
 const TOOL: &str = "echo";
@@ -51,38 +53,142 @@ pub(crate) async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One gateway under test: its process, endpoint, and the label of its runs.
+struct Gateway {
+    label: &'static str,
+    child: Child,
+    target: Target,
+}
+
 async fn with_backend(
     args: &BenchArgs,
     workdir: &std::path::Path,
     backend: &Child,
     backend_target: &Target,
 ) -> anyhow::Result<Report> {
-    let (gateway, gateway_target) =
-        procs::start_gateway(&args.gateway_bin, workdir, backend_target).await?;
-    eprintln!(
-        "bench: gateway pid {} ready at {}",
-        gateway.pid, gateway_target.url
-    );
-    let result = measure(args, backend, &gateway, backend_target, &gateway_target).await;
-    let result = result.map_err(|e| e.context(gateway.log_tail()));
-    gateway.stop().await;
+    let sink = match args.telemetry {
+        TelemetryArg::On | TelemetryArg::Both => Some(OtlpSink::start().await?),
+        TelemetryArg::Default | TelemetryArg::Off => None,
+    };
+    let on = |sink: &OtlpSink| procs::Telemetry::On {
+        otlp: sink.endpoint.clone(),
+        audit: workdir.join("audit").join("audit.jsonl"),
+    };
+    let variants = match (args.telemetry, &sink) {
+        (TelemetryArg::Default, _) => vec![("gateway", procs::Telemetry::Default)],
+        (TelemetryArg::Off, _) => vec![(report::OFF, procs::Telemetry::Off)],
+        (TelemetryArg::On, Some(sink)) => vec![(report::ON, on(sink))],
+        (TelemetryArg::Both, Some(sink)) => {
+            vec![(report::OFF, procs::Telemetry::Off), (report::ON, on(sink))]
+        }
+        (TelemetryArg::On | TelemetryArg::Both, None) => unreachable!("the sink was started"),
+    };
+    let mut gateways = Vec::new();
+    for (i, (label, telemetry)) in variants.iter().enumerate() {
+        let started = procs::start_gateway(
+            &args.gateway_bin,
+            workdir,
+            &format!("gateway-{i}"),
+            backend_target,
+            telemetry,
+        )
+        .await;
+        let (child, target) = match started {
+            Ok(g) => g,
+            Err(e) => {
+                stop_all(gateways).await;
+                return Err(e);
+            }
+        };
+        eprintln!("bench: {label} pid {} ready at {}", child.pid, target.url);
+        gateways.push(Gateway {
+            label,
+            child,
+            target,
+        });
+    }
+    let result = measure(args, backend, &gateways, backend_target).await;
+    let result = match result {
+        Ok(mut report) => {
+            if let Some(sink) = &sink {
+                report.telemetry = Some(telemetry_facts(sink, workdir, &gateways).await);
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            let tails: Vec<String> = gateways.iter().map(|g| g.child.log_tail()).collect();
+            Err(e.context(tails.join("\n")))
+        }
+    };
+    stop_all(gateways).await;
     result
+}
+
+async fn stop_all(gateways: Vec<Gateway>) {
+    for g in gateways {
+        g.child.stop().await;
+    }
+}
+
+/// Proof that the "on" gateway exported: what the sink got, the audit lines written, and the
+/// gateway's own drop counter.
+async fn telemetry_facts(
+    sink: &OtlpSink,
+    workdir: &std::path::Path,
+    gateways: &[Gateway],
+) -> TelemetryFacts {
+    let audit_records = std::fs::read_dir(workdir.join("audit"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+                .sum()
+        })
+        .unwrap_or(0);
+    let mut dropped = None;
+    if let Some(g) = gateways.iter().find(|g| g.label == report::ON) {
+        let mut conn = crate::transport::Conn::new(g.target.with_path("/metrics"));
+        if let Ok(reply) = conn
+            .send(
+                hyper::Method::GET,
+                bytes::Bytes::new(),
+                crate::transport::Headers::Plain,
+                TIMEOUT,
+            )
+            .await
+        {
+            dropped = Some(
+                String::from_utf8_lossy(&reply.body)
+                    .lines()
+                    .filter(|l| l.starts_with("switchboard_telemetry_dropped_total"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+    }
+    TelemetryFacts {
+        sink: sink.stats(),
+        audit_records,
+        dropped,
+    }
 }
 
 async fn measure(
     args: &BenchArgs,
     backend: &Child,
-    gateway: &Child,
+    gateways: &[Gateway],
     backend_target: &Target,
-    gateway_target: &Target,
 ) -> anyhow::Result<Report> {
-    let idle = memory::measure(gateway_target, gateway.pid, args.idle_sessions).await?;
+    let first = gateways.first().context("no gateway")?;
+    let idle = memory::measure(&first.target, first.child.pid, args.idle_sessions).await?;
     eprintln!(
-        "bench: {} idle sessions: RSS {} → {} KiB",
-        idle.sessions, idle.rss_before_kib, idle.rss_after_kib
+        "bench: {} idle sessions on the {}: RSS {} → {} KiB",
+        idle.sessions, first.label, idle.rss_before_kib, idle.rss_after_kib
     );
-    let pids = Pids {
-        gateway: gateway.pid,
+    let pids = |gateway: &Gateway| Pids {
+        gateway: gateway.child.pid,
         backend: backend.pid,
         loadgen: std::process::id(),
     };
@@ -91,15 +197,23 @@ async fn measure(
     let load_before = procfs::load_average();
     let mut pairs = Vec::new();
     for &clients in &args.clients {
-        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        let mut direct = Vec::new();
+        let mut via: Vec<Vec<Run>> = gateways.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
             let calls = args.calls / rounds + u64::from(round < args.calls % rounds);
-            direct.push(one_run("direct", backend_target, TOOL, clients, calls, pids).await?);
+            // `direct` measures no gateway: the first one's pid only fills the column.
+            direct
+                .push(one_run("direct", backend_target, TOOL, clients, calls, pids(first)).await?);
             let tool = &args.gateway_tool;
-            via.push(one_run("gateway", gateway_target, tool, clients, calls, pids).await?);
+            for (g, runs) in gateways.iter().zip(&mut via) {
+                runs.push(one_run(g.label, &g.target, tool, clients, calls, pids(g)).await?);
+            }
         }
-        let (direct, via) = (Run::merge(&direct)?, Run::merge(&via)?);
-        pairs.push(Pair::new(clients, direct, via, machine.clock_ticks));
+        let direct = Run::merge(&direct)?;
+        for runs in via {
+            let via = Run::merge(&runs)?;
+            pairs.push(Pair::new(clients, direct.clone(), via, machine.clock_ticks));
+        }
     }
     Ok(Report {
         machine,
@@ -114,6 +228,7 @@ async fn measure(
         load_average: [load_before, procfs::load_average()],
         pairs,
         idle,
+        telemetry: None,
     })
 }
 

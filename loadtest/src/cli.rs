@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Hard cap on any measured phase, whatever the flags say.
 pub(crate) const MAX_RUN: Duration = Duration::from_secs(120);
@@ -94,6 +94,20 @@ pub(crate) struct BenchArgs {
     /// Free text naming the build under test (e.g. a commit), printed in the report.
     #[arg(long)]
     pub(crate) label: Option<String>,
+    /// The gateway's telemetry: `default` (no `telemetry:` section: /metrics on, no export, no
+    /// audit), `off` (no-op instruments), `on` (/metrics, spans and metrics over OTLP/HTTP to a
+    /// sink in this process, audit log with interval durability), or `both` (an off and an on
+    /// gateway, measured in the same interleaved rounds).
+    #[arg(long, value_enum, default_value_t = TelemetryArg::Default)]
+    pub(crate) telemetry: TelemetryArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TelemetryArg {
+    Default,
+    Off,
+    On,
+    Both,
 }
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.

@@ -137,6 +137,37 @@ impl Telemetry {
 
     /// Builds the pipeline (inside the runtime: the exporters spawn onto it).
     pub fn start(cfg: &TelemetryConfig, backends: &[BackendConfig]) -> anyhow::Result<Telemetry> {
+        Telemetry::build(cfg, backends, |t, resource| {
+            if let (true, Some(o)) = (cfg.traces.enabled, &cfg.otlp) {
+                t.export_spans(span_exporter(o)?, cfg, resource);
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Telemetry::start`], with spans going to `exporter` whatever `cfg.otlp` says (benches:
+    /// the span path without a collector). Inside the runtime.
+    #[doc(hidden)]
+    pub fn with_span_exporter<E>(
+        cfg: &TelemetryConfig,
+        backends: &[BackendConfig],
+        exporter: E,
+    ) -> anyhow::Result<Telemetry>
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        Telemetry::build(cfg, backends, |t, resource| {
+            t.export_spans(exporter, cfg, resource);
+            Ok(())
+        })
+    }
+
+    /// The metrics side from `cfg`; `spans` sets up span export (or not).
+    fn build(
+        cfg: &TelemetryConfig,
+        backends: &[BackendConfig],
+        spans: impl FnOnce(&mut Telemetry, Resource) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Telemetry> {
         let resource = resource(cfg);
         let mut t = Telemetry::disabled(backends);
         t.payloads = cfg.payloads.clone();
@@ -169,29 +200,33 @@ impl Telemetry {
             t.metrics = Metrics::new(&t.meter, cfg.metrics.tool_labels);
             t.meter_provider = Some(provider);
         }
-        if let (true, Some(o)) = (cfg.traces.enabled, &cfg.otlp) {
-            let mut exporter = span_exporter(o)?;
-            opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
-            let (queue, worker) = SpanQueue::start(
-                exporter,
-                cfg.traces.queue,
-                cfg.traces.batch,
-                cfg.traces.interval,
-            );
-            t.tracer_provider = Some(
-                SdkTracerProvider::builder()
-                    .with_resource(resource)
-                    .with_span_processor(QueueProcessor(queue.clone()))
-                    .build(),
-            );
-            t.spans = Some(Spans {
-                queue,
-                ratio: cfg.traces.sample_ratio,
-            });
-            *t.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
-        }
+        spans(&mut t, resource)?;
         t.observe_drops();
         Ok(t)
+    }
+
+    fn export_spans<E>(&mut self, mut exporter: E, cfg: &TelemetryConfig, resource: Resource)
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        exporter.set_resource(&resource);
+        let (queue, worker) = SpanQueue::start(
+            exporter,
+            cfg.traces.queue,
+            cfg.traces.batch,
+            cfg.traces.interval,
+        );
+        self.tracer_provider = Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource)
+                .with_span_processor(QueueProcessor(queue.clone()))
+                .build(),
+        );
+        self.spans = Some(Spans {
+            queue,
+            ratio: cfg.traces.sample_ratio,
+        });
+        *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
     }
 
     /// The tracer for the `tracing` bridge, when spans are exported.

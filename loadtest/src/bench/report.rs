@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::memory::IdleSessions;
+use super::otlp_sink::SinkStats;
 use crate::procfs::Machine;
 use crate::summary::Summary;
 
@@ -94,6 +95,24 @@ impl Pair {
     }
 }
 
+/// Run labels of `--telemetry both`.
+pub(crate) const OFF: &str = "gateway (telemetry off)";
+pub(crate) const ON: &str = "gateway (telemetry on)";
+
+impl Pair {
+    /// The client count, and which gateway when it is not the only kind.
+    fn name(&self) -> String {
+        match self.gateway.label {
+            "gateway" => self.clients.to_string(),
+            label => format!(
+                "{} ({})",
+                self.clients,
+                label.trim_start_matches("gateway (").trim_end_matches(')')
+            ),
+        }
+    }
+}
+
 /// Everything in the report.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Report {
@@ -107,6 +126,18 @@ pub(crate) struct Report {
     pub(crate) load_average: [String; 2],
     pub(crate) pairs: Vec<Pair>,
     pub(crate) idle: IdleSessions,
+    /// What the telemetry-on gateway exported (`--telemetry on|both`).
+    pub(crate) telemetry: Option<TelemetryFacts>,
+}
+
+/// Evidence that the telemetry-on gateway did export: counted after the runs.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct TelemetryFacts {
+    pub(crate) sink: SinkStats,
+    /// Lines in the audit log files.
+    pub(crate) audit_records: u64,
+    /// The `switchboard_telemetry_dropped_total` lines of its `/metrics`.
+    pub(crate) dropped: Option<String>,
 }
 
 /// CPU microseconds per call from a tick count.
@@ -137,6 +168,7 @@ impl Report {
         self.write_header(&mut s);
         self.write_latency(&mut s);
         self.write_added(&mut s);
+        self.write_telemetry(&mut s);
         self.write_memory(&mut s);
         self.write_budget(&mut s);
         self.write_notes(&mut s);
@@ -178,8 +210,17 @@ impl Report {
             "| clients | path | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | req/s | errors |"
         );
         let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let mut last_clients = None;
         for pair in &self.pairs {
-            for run in [&pair.direct, &pair.gateway] {
+            // Several gateways at one client count share their direct run: print it once.
+            let first = last_clients != Some(pair.clients);
+            last_clients = Some(pair.clients);
+            let runs = if first {
+                vec![&pair.direct, &pair.gateway]
+            } else {
+                vec![&pair.gateway]
+            };
+            for run in runs {
                 let (l, sum) = (&run.summary.latency_us, &run.summary);
                 let _ = writeln!(
                     s,
@@ -210,13 +251,76 @@ impl Report {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} |",
-                pair.clients,
+                pair.name(),
                 d.added_p50_us,
                 d.added_p99_us,
                 d.throughput_ratio,
                 d.gateway_cpu_us_per_call,
                 d.backend_cpu_us_per_call,
                 d.generator_cpu_us_per_call,
+            );
+        }
+    }
+
+    /// Telemetry on against off, at each client count where both ran.
+    fn write_telemetry(&self, s: &mut String) {
+        let both: Vec<(&Pair, &Pair)> = self
+            .pairs
+            .iter()
+            .filter(|p| p.gateway.label == OFF)
+            .filter_map(|off| {
+                let on = self
+                    .pairs
+                    .iter()
+                    .find(|p| p.clients == off.clients && p.gateway.label == ON)?;
+                Some((off, on))
+            })
+            .collect();
+        if !both.is_empty() {
+            let _ = writeln!(s, "\n## Telemetry cost (on vs off)\n");
+            let _ = writeln!(
+                s,
+                "| clients | req/s off | req/s on | throughput on/off | gateway CPU µs/call off | on | CPU on/off | p50 µs off | on | p99 µs off | on |"
+            );
+            let _ = writeln!(
+                s,
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for (off, on) in both {
+                let (a, b) = (&off.gateway.summary, &on.gateway.summary);
+                let (ca, cb) = (
+                    off.derived.gateway_cpu_us_per_call,
+                    on.derived.gateway_cpu_us_per_call,
+                );
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.0} | {:.0} | {:.3} | {ca:.1} | {cb:.1} | {:.3} | {} | {} | {} | {} |",
+                    off.clients,
+                    a.throughput_rps,
+                    b.throughput_rps,
+                    ratio(b.throughput_rps, a.throughput_rps),
+                    ratio(cb, ca),
+                    a.latency_us.p50,
+                    b.latency_us.p50,
+                    a.latency_us.p99,
+                    b.latency_us.p99,
+                );
+            }
+        }
+        if let Some(t) = &self.telemetry {
+            let k = &t.sink;
+            let _ = writeln!(
+                s,
+                "\nTelemetry on: the OTLP sink received {} trace exports ({} KiB) and {} metric exports ({} KiB); \
+                 {} audit records written; dropped: {}.",
+                k.trace_posts,
+                k.trace_bytes / 1024,
+                k.metric_posts,
+                k.metric_bytes / 1024,
+                t.audit_records,
+                t.dropped
+                    .as_deref()
+                    .unwrap_or("unknown (no /metrics answer)"),
             );
         }
     }
@@ -246,7 +350,7 @@ impl Report {
                 s,
                 "- {} client(s): added p50 {add} µs ({}: < {BUDGET_ADDED_P50_US} µs); \
                  gateway CPU {cpu:.1} µs/call ({}: < {BUDGET_CPU_US_PER_CALL} µs)",
-                pair.clients,
+                pair.name(),
                 verdict(add < BUDGET_ADDED_P50_US),
                 verdict(cpu < BUDGET_CPU_US_PER_CALL),
             );
@@ -347,6 +451,7 @@ mod tests {
                 rss_before_kib: 10_000,
                 rss_after_kib: 13_000,
             },
+            telemetry: None,
         };
         let md = report.markdown();
         assert!(md.contains("2 CPUs (`nproc`), Test CPU, Linux 6.1"), "{md}");

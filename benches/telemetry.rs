@@ -58,7 +58,12 @@ fn params() -> Map<String, Value> {
 fn one_call(tel: &Telemetry, params: &Map<String, Value>, audit: Option<&AuditHandle>) {
     let peer: SocketAddr = "127.0.0.1:51234".parse().unwrap();
     let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-    let origin = Origin::new(NetProtocol::Http, Some(peer), Some(local), None);
+    let origin = Origin::new(
+        NetProtocol::Http,
+        Some(peer),
+        Some(switchboard::telemetry::call::Local::of(local)),
+        None,
+    );
     let mut call = CallEvent::start(
         tel,
         origin,

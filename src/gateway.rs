@@ -86,7 +86,7 @@ impl Gateway {
                 .with_context(|| format!("binding listener {:?} to {}", lc.name, lc.bind))?;
             let addr = tcp.local_addr()?;
             let state = ListenerState::new(lc.clone(), shared.clone(), registry.clone());
-            let _ = state.local.set(addr);
+            let _ = state.local.set(crate::telemetry::call::Local::of(addr));
             state.bound.store(true, Ordering::Release);
             let app = listener::router(state).into_make_service_with_connect_info::<SocketAddr>();
             let stop = shutdown.clone();

@@ -36,7 +36,7 @@ pub struct ListenerState {
     /// Set once the listener is bound (for `/readyz`).
     pub bound: AtomicBool,
     /// The bound address (`server.address`/`server.port` of spans).
-    pub local: std::sync::OnceLock<std::net::SocketAddr>,
+    pub local: std::sync::OnceLock<crate::telemetry::call::Local>,
     requests: Arc<Semaphore>,
 }
 
@@ -105,7 +105,7 @@ async fn guard(State(st): State<Arc<ListenerState>>, mut req: Request, next: Nex
     } else {
         NetProtocol::Http
     };
-    let origin = Origin::new(protocol, peer, st.local.get().copied(), Some(req.headers()));
+    let origin = Origin::new(protocol, peer, st.local.get().cloned(), Some(req.headers()));
     req.extensions_mut().insert(origin);
     let Ok(permit) = st.requests.clone().try_acquire_owned() else {
         return reply::plain(

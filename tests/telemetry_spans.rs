@@ -106,12 +106,13 @@ async fn a_tool_call_is_a_server_span_with_a_client_child_and_the_backend_contin
         ("switchboard.backend", "lab"),
         ("switchboard.tool.original_name", "trace"),
         ("switchboard.decision", "allow"),
-        ("switchboard.protocol.client", "2025-11-25"),
     ] {
         assert_eq!(server.attr_str(k), Some(v), "SERVER {k}: {server:#?}");
     }
     assert_eq!(server.attr_i64("server.port"), Some(i64::from(gw_port)));
     assert!(server.attr("error.type").is_none());
+    // Client and backend speak the same revision: not a bridged call.
+    assert_eq!(server.attr("switchboard.protocol.backend"), None);
     assert_eq!(server.resource_str("service.name"), Some("sb-test"));
 
     // The CLIENT span is the backend hop: a child in the same trace, naming the backend's address.
@@ -400,6 +401,8 @@ async fn stateless_clients_and_notifications_get_server_spans_too() {
     assert_eq!(call.attr_str("mcp.protocol.version"), Some("2026-07-28"));
     // No session exists for a stateless client: the gateway's internal one is not shown.
     assert_eq!(call.attr("mcp.session.id"), None);
+    // A bridged call: the 2026 client reached a 2025 backend.
+    assert_eq!(call.attr_str("switchboard.protocol.backend"), Some("2025-11-25"));
     assert!(
         spans
             .iter()

@@ -72,7 +72,7 @@ async fn with_backend(
     };
     let on = |sink: &OtlpSink| procs::Telemetry::On {
         otlp: sink.endpoint.clone(),
-        audit: workdir.join("audit").join("audit.jsonl"),
+        audit: (!args.without_audit).then(|| workdir.join("audit").join("audit.jsonl")),
     };
     let variants = match (args.telemetry, &sink) {
         (TelemetryArg::Default, _) => vec![("gateway", procs::Telemetry::Default)],

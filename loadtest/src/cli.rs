@@ -100,6 +100,9 @@ pub(crate) struct BenchArgs {
     /// gateway, measured in the same interleaved rounds).
     #[arg(long, value_enum, default_value_t = TelemetryArg::Default)]
     pub(crate) telemetry: TelemetryArg,
+    /// With `--telemetry on|both`: no audit log on the "on" gateway (spans and metrics only).
+    #[arg(long)]
+    pub(crate) without_audit: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -38,13 +38,29 @@ impl NetProtocol {
     }
 }
 
+/// A listener's own address, as spans name it (`server.address`/`server.port`), made once.
+#[derive(Clone, Debug)]
+pub struct Local {
+    pub ip: Arc<str>,
+    pub port: u16,
+}
+
+impl Local {
+    pub fn of(addr: SocketAddr) -> Local {
+        Local {
+            ip: Arc::from(addr.ip().to_string()),
+            port: addr.port(),
+        }
+    }
+}
+
 /// Where and when a client message arrived, and the trace context of its HTTP request.
 #[derive(Clone, Debug)]
 pub struct Origin {
     pub received: Instant,
     pub wall: SystemTime,
     pub peer: Option<SocketAddr>,
-    pub local: Option<SocketAddr>,
+    pub local: Option<Local>,
     pub protocol: NetProtocol,
     /// `traceparent` & co. of the HTTP request (the WebSocket upgrade's, for `/ws`).
     pub parent: Option<Remote>,
@@ -54,7 +70,7 @@ impl Origin {
     pub fn new(
         protocol: NetProtocol,
         peer: Option<SocketAddr>,
-        local: Option<SocketAddr>,
+        local: Option<Local>,
         headers: Option<&HeaderMap>,
     ) -> Origin {
         Origin {
@@ -100,8 +116,8 @@ struct Hop {
 pub struct CallEvent {
     origin: Origin,
     method: String,
-    /// Tool or prompt name as sent (span name target, `gen_ai.*.name`).
-    target: Option<String>,
+    /// Tool or prompt name as sent (span name target, `gen_ai.*.name`, metric label).
+    target: Option<Arc<str>>,
     /// Resource URI as sent.
     uri: Option<String>,
     request_id: Option<String>,
@@ -157,7 +173,7 @@ impl CallEvent {
                 .map(str::to_string)
         };
         let (target, uri) = match method {
-            methods::TOOLS_CALL | methods::PROMPTS_GET => (param("name"), None),
+            methods::TOOLS_CALL | methods::PROMPTS_GET => (param("name").map(Arc::from), None),
             methods::RESOURCES_READ
             | methods::RESOURCES_SUBSCRIBE
             | methods::RESOURCES_UNSUBSCRIBE
@@ -254,7 +270,7 @@ impl CallEvent {
 
     /// Ends the call: metric points and spans now; the audit record is returned for the caller
     /// to write (it knows the durability it must wait for).
-    pub fn finish(self, tel: &Telemetry, f: Finish<'_>, audit: bool) -> Option<AuditRecord> {
+    pub fn finish(mut self, tel: &Telemetry, f: Finish<'_>, audit: bool) -> Option<AuditRecord> {
         let duration = self.origin.received.elapsed();
         let error_type = error_type(f.outcome);
         let method = bounded_method(&self.method);
@@ -280,9 +296,10 @@ impl CallEvent {
                     .queue
                     .push(self.client_span(tel, t, h, &f, error_type.as_deref(), end));
             }
+            let id = self.request_id.take();
             spans
                 .queue
-                .push(self.server_span(tel, t, backend, &f, error_type.as_deref(), end));
+                .push(self.server_span(tel, t, backend, id, &f, error_type.as_deref(), end));
         }
         audit.then(|| {
             let facts = CallFacts {
@@ -377,7 +394,7 @@ impl CallEvent {
     }
 
     fn common_attrs(&self, a: &mut Vec<KeyValue>, name: Option<&str>, error_type: Option<&str>) {
-        a.push(KeyValue::new("mcp.method.name", self.method.clone()));
+        a.push(KeyValue::new("mcp.method.name", method_value(&self.method)));
         if self.method == methods::TOOLS_CALL {
             a.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
         }
@@ -402,6 +419,7 @@ impl CallEvent {
         tel: &Telemetry,
         t: &Trace,
         backend: Option<Arc<str>>,
+        request_id: Option<String>,
         f: &Finish<'_>,
         error_type: Option<&str>,
         end: SystemTime,
@@ -412,8 +430,8 @@ impl CallEvent {
             a.push(KeyValue::new("mcp.session.id", s.clone()));
         }
         a.push(KeyValue::new("mcp.protocol.version", self.protocol_version));
-        if let Some(id) = &self.request_id {
-            a.push(KeyValue::new("jsonrpc.request.id", id.clone()));
+        if let Some(id) = request_id {
+            a.push(KeyValue::new("jsonrpc.request.id", id));
         }
         if let Some(u) = &self.uri {
             a.push(KeyValue::new("mcp.resource.uri", u.clone()));
@@ -423,23 +441,21 @@ impl CallEvent {
             "network.protocol.name",
             self.origin.protocol.as_str(),
         ));
-        if let Some(l) = self.origin.local {
-            a.push(KeyValue::new("server.address", l.ip().to_string()));
-            a.push(KeyValue::new("server.port", i64::from(l.port())));
+        if let Some(l) = &self.origin.local {
+            a.push(KeyValue::new("server.address", l.ip.clone()));
+            a.push(KeyValue::new("server.port", i64::from(l.port)));
         }
         if let Some(p) = self.origin.peer {
             a.push(KeyValue::new("client.address", p.ip().to_string()));
             a.push(KeyValue::new("client.port", i64::from(p.port())));
         }
         decision_attrs(&self.decision, backend, &mut a);
-        if let Some(h) = &self.hop {
-            a.push(KeyValue::new(
-                "switchboard.protocol.client",
-                self.protocol_version,
-            ));
-            if let Some(v) = tel.backend_version(h.backend) {
-                a.push(KeyValue::new("switchboard.protocol.backend", v));
-            }
+        // A bridged call: the backend speaks another revision than the client.
+        if let Some(h) = &self.hop
+            && let Some(v) = tel.backend_version(h.backend)
+            && v != self.protocol_version
+        {
+            a.push(KeyValue::new("switchboard.protocol.backend", v));
         }
         if let Some(p) = &self.payload {
             a.push(KeyValue::new("gen_ai.tool.call.arguments", p.to_string()));
@@ -606,6 +622,14 @@ fn error_type(o: Outcome) -> Option<String> {
         Outcome::Ok => None,
         Outcome::ToolError => Some("tool_error".into()),
         Outcome::Error(code) => Some(code.to_string()),
+    }
+}
+
+/// The method as an attribute value: static for MCP's own methods (no allocation per call).
+fn method_value(m: &str) -> Value {
+    match bounded_method(m) {
+        "_OTHER" => Value::from(m.to_string()),
+        known => Value::from(known),
     }
 }
 

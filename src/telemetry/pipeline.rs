@@ -55,7 +55,7 @@ pub(crate) struct BackendFacts {
     /// `pipe` (stdio) or `tcp`.
     pub(crate) transport: &'static str,
     pub(crate) protocol: Option<&'static str>,
-    pub(crate) server: Option<(String, u16)>,
+    pub(crate) server: Option<(Arc<str>, u16)>,
 }
 
 impl BackendFacts {
@@ -63,7 +63,7 @@ impl BackendFacts {
         let url_facts = |url: &str, protocol| {
             let server = url::Url::parse(url)
                 .ok()
-                .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)));
+                .and_then(|u| Some((Arc::from(u.host_str()?), u.port_or_known_default()?)));
             ("tcp", Some(protocol), server)
         };
         let (transport, protocol, server) = match &b.transport {

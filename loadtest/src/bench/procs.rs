@@ -152,8 +152,11 @@ pub(crate) enum Telemetry {
     Default,
     /// No-op instruments, no export, no audit log.
     Off,
-    /// /metrics, spans and metrics over OTLP/HTTP to `otlp`, the audit log at `audit`.
-    On { otlp: String, audit: PathBuf },
+    /// /metrics, spans and metrics over OTLP/HTTP to `otlp`, and the audit log at `audit`.
+    On {
+        otlp: String,
+        audit: Option<PathBuf>,
+    },
 }
 
 impl Telemetry {
@@ -161,13 +164,20 @@ impl Telemetry {
         match self {
             Telemetry::Default => String::new(),
             Telemetry::Off => "telemetry: {metrics: {prometheus: false}}\n".into(),
-            Telemetry::On { otlp, audit } => format!(
-                "telemetry:\n  \
-                   otlp: {{endpoint: \"{otlp}\", protocol: http/protobuf}}\n  \
-                   metrics: {{prometheus: true}}\n\
-                 audit: {{path: \"{}\", durability: interval}}\n",
-                audit.display()
-            ),
+            Telemetry::On { otlp, audit } => {
+                let mut y = format!(
+                    "telemetry:\n  \
+                       otlp: {{endpoint: \"{otlp}\", protocol: http/protobuf}}\n  \
+                       metrics: {{prometheus: true}}\n"
+                );
+                if let Some(a) = audit {
+                    y.push_str(&format!(
+                        "audit: {{path: \"{}\", durability: interval}}\n",
+                        a.display()
+                    ));
+                }
+                y
+            }
         }
     }
 }
@@ -285,7 +295,7 @@ mod tests {
         );
         let on = Telemetry::On {
             otlp: "http://127.0.0.1:4318".into(),
-            audit: PathBuf::from("/tmp/x/audit.jsonl"),
+            audit: Some(PathBuf::from("/tmp/x/audit.jsonl")),
         };
         let on = gateway_yaml(1, "http://127.0.0.1:2/mcp", &on);
         assert!(

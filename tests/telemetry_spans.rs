@@ -402,7 +402,10 @@ async fn stateless_clients_and_notifications_get_server_spans_too() {
     // No session exists for a stateless client: the gateway's internal one is not shown.
     assert_eq!(call.attr("mcp.session.id"), None);
     // A bridged call: the 2026 client reached a 2025 backend.
-    assert_eq!(call.attr_str("switchboard.protocol.backend"), Some("2025-11-25"));
+    assert_eq!(
+        call.attr_str("switchboard.protocol.backend"),
+        Some("2025-11-25")
+    );
     assert!(
         spans
             .iter()

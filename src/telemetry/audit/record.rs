@@ -222,12 +222,15 @@ impl AuditRecord {
     }
 }
 
-mod rfc3339_ms {
+pub(super) mod rfc3339_ms {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(in crate::telemetry::audit) fn serialize<S: Serializer>(
+        t: &SystemTime,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_millis(*t))
     }
 

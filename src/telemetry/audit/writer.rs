@@ -13,6 +13,9 @@ use super::{AuditConfig, AuditDurability, AuditError, AuditRecord};
 
 /// Most messages taken from the queue for one batch.
 const MAX_BATCH: usize = 1024;
+/// In `interval` mode, how long the writer lets records gather before one write: a quarter of
+/// the interval, at most this (one hand-off to a blocking thread per batch, not per record).
+const MAX_LINGER: Duration = Duration::from_millis(10);
 
 /// Starts audit writers.
 #[derive(Debug)]
@@ -263,6 +266,7 @@ impl Writer {
                     if n == 0 {
                         break self.sync().await;
                     }
+                    self.linger(&mut msgs).await;
                     self.batch(&mut msgs).await
                 }
                 () = sleep_until(deadline), if deadline.is_some() => self.sync().await,
@@ -280,6 +284,25 @@ impl Writer {
                     ack.resolve(Err(&e));
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// In `interval` mode, with nobody waiting on this batch: let more records arrive (without
+    /// waking this task for each) before writing them together.
+    async fn linger(&mut self, msgs: &mut Vec<Msg>) {
+        let AuditDurability::Interval(d) = self.durability else {
+            return;
+        };
+        let waited_on = |m: &Msg| matches!(m, Msg::Flush(_) | Msg::Record(_, Some(_)));
+        if msgs.len() >= MAX_BATCH || msgs.iter().any(waited_on) {
+            return;
+        }
+        tokio::time::sleep((d / 4).min(MAX_LINGER)).await;
+        while msgs.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(m) => msgs.push(m),
+                Err(_) => break,
             }
         }
     }

@@ -130,6 +130,13 @@ pub struct CallEvent {
     payload: Option<Box<str>>,
 }
 
+/// How a call ended, as both of its spans record it.
+struct Ending<'a> {
+    finish: &'a Finish<'a>,
+    error_type: Option<&'a str>,
+    end: SystemTime,
+}
+
 /// The outcome of one call, as the client saw it.
 #[derive(Debug)]
 pub struct Finish<'a> {
@@ -290,16 +297,18 @@ impl CallEvent {
         if let Some(t) = self.trace.as_ref().filter(|t| t.sampled)
             && let Some(spans) = &tel.spans
         {
-            let end = SystemTime::now();
+            let ending = Ending {
+                finish: &f,
+                error_type: error_type.as_deref(),
+                end: SystemTime::now(),
+            };
             if let Some(h) = &self.hop {
-                spans
-                    .queue
-                    .push(self.client_span(tel, t, h, &f, error_type.as_deref(), end));
+                spans.queue.push(self.client_span(tel, t, h, &ending));
             }
             let id = self.request_id.take();
             spans
                 .queue
-                .push(self.server_span(tel, t, backend, id, &f, error_type.as_deref(), end));
+                .push(self.server_span(tel, t, backend, id, &ending));
         }
         audit.then(|| {
             let facts = CallFacts {
@@ -420,10 +429,9 @@ impl CallEvent {
         t: &Trace,
         backend: Option<Arc<str>>,
         request_id: Option<String>,
-        f: &Finish<'_>,
-        error_type: Option<&str>,
-        end: SystemTime,
+        e: &Ending<'_>,
     ) -> SpanData {
+        let (f, error_type, end) = (e.finish, e.error_type, e.end);
         let mut a = Vec::with_capacity(24);
         self.common_attrs(&mut a, self.target.as_deref(), error_type);
         if let Some(s) = &self.session_id {
@@ -486,15 +494,8 @@ impl CallEvent {
         }
     }
 
-    fn client_span(
-        &self,
-        tel: &Telemetry,
-        t: &Trace,
-        h: &Hop,
-        f: &Finish<'_>,
-        error_type: Option<&str>,
-        end: SystemTime,
-    ) -> SpanData {
+    fn client_span(&self, tel: &Telemetry, t: &Trace, h: &Hop, e: &Ending<'_>) -> SpanData {
+        let (f, error_type, end) = (e.finish, e.error_type, e.end);
         let facts = &tel.backends[h.backend];
         let mut a = Vec::with_capacity(16);
         let named = matches!(

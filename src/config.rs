@@ -74,6 +74,9 @@ pub struct TraceConfig {
 pub struct MetricsConfig {
     /// Serve `GET /metrics` on every listener.
     pub prometheus: bool,
+    /// Push metrics over OTLP too. Each reader aggregates every measurement again, so by default
+    /// metrics go one way: `/metrics`, or OTLP when the scrape endpoint is off.
+    pub otlp: bool,
     pub otlp_interval: Duration,
     /// Label call metrics with tool names (bounded by the catalog).
     pub tool_labels: bool,

@@ -24,7 +24,7 @@ const HEADER_TP: &str = "00-11111111111111111111111111111111-2222222222222222-01
 
 fn telemetry(r: &OtlpReceiver, extra: &str) -> String {
     format!(
-        "telemetry:\n  service_name: sb-test\n  otlp: {{endpoint: '{}', protocol: {}}}\n  traces: {{interval: 100ms{extra}}}\n  metrics: {{otlp_interval: 200ms}}\n",
+        "telemetry:\n  service_name: sb-test\n  otlp: {{endpoint: '{}', protocol: {}}}\n  traces: {{interval: 100ms{extra}}}\n  metrics: {{otlp: true, otlp_interval: 200ms}}\n",
         r.endpoint(),
         r.protocol().as_str()
     )

@@ -73,6 +73,7 @@ async fn with_backend(
     let on = |sink: &OtlpSink| procs::Telemetry::On {
         otlp: sink.endpoint.clone(),
         audit: (!args.without_audit).then(|| workdir.join("audit").join("audit.jsonl")),
+        sample_ratio: args.sample_ratio,
     };
     let variants = match (args.telemetry, &sink) {
         (TelemetryArg::Default, _) => vec![("gateway", procs::Telemetry::Default)],

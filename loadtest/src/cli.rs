@@ -103,6 +103,9 @@ pub(crate) struct BenchArgs {
     /// With `--telemetry on|both`: no audit log on the "on" gateway (spans and metrics only).
     #[arg(long)]
     pub(crate) without_audit: bool,
+    /// With `--telemetry on|both`: the "on" gateway's `telemetry.traces.sample_ratio` (0–1).
+    #[arg(long)]
+    pub(crate) sample_ratio: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -63,6 +63,7 @@ pub(super) struct RawTraces {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
     pub(super) prometheus: Option<bool>,
+    pub(super) otlp: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub(super) otlp_interval: Option<Duration>,
     pub(super) tool_labels: Option<bool>,

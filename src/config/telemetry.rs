@@ -59,6 +59,14 @@ pub(super) fn validate(t: RawTelemetry, env: &Env, errs: &mut Errors) -> Telemet
             }
         })
         .collect();
+    let prometheus = t.metrics.prometheus.unwrap_or(true);
+    let otlp_metrics = t.metrics.otlp.unwrap_or(!prometheus) && otlp.is_some();
+    if t.metrics.otlp == Some(true) && otlp.is_none() {
+        errs.push(
+            "telemetry.metrics.otlp",
+            "needs an OTLP endpoint (telemetry.otlp or OTEL_EXPORTER_OTLP_ENDPOINT)",
+        );
+    }
     TelemetryConfig {
         service_name: t.service_name.unwrap_or_else(|| "switchboard".into()),
         instance_id: t.instance_id,
@@ -71,7 +79,8 @@ pub(super) fn validate(t: RawTelemetry, env: &Env, errs: &mut Errors) -> Telemet
         },
         otlp,
         metrics: MetricsConfig {
-            prometheus: t.metrics.prometheus.unwrap_or(true),
+            prometheus,
+            otlp: otlp_metrics,
             otlp_interval,
             tool_labels: t.metrics.tool_labels.unwrap_or(true),
         },
@@ -209,6 +218,8 @@ mod tests {
         assert_eq!(o.protocol, crate::config::OtlpProtocol::Grpc);
         assert_eq!(o.headers["x-api-key"].expose(), "s3cr=t");
         assert!(c.telemetry.traces.enabled);
+        // Metrics go one way by default: the scrape endpoint, not also OTLP.
+        assert!(c.telemetry.metrics.prometheus && !c.telemetry.metrics.otlp);
         assert!(!format!("{c:?}").contains("s3cr"));
     }
 

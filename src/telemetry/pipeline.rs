@@ -184,7 +184,7 @@ impl Telemetry {
             t.prometheus = Some(registry);
             metered = true;
         }
-        if let Some(o) = &cfg.otlp {
+        if let (true, Some(o)) = (cfg.metrics.otlp, &cfg.otlp) {
             let exporter = metric_exporter(o)?;
             // On the runtime: the exporters' clients (tonic, hyper) need its reactor.
             mp = mp.with_reader(

@@ -156,6 +156,8 @@ pub(crate) enum Telemetry {
     On {
         otlp: String,
         audit: Option<PathBuf>,
+        /// `telemetry.traces.sample_ratio` (the gateway's default, 1, when `None`).
+        sample_ratio: Option<f64>,
     },
 }
 
@@ -164,12 +166,19 @@ impl Telemetry {
         match self {
             Telemetry::Default => String::new(),
             Telemetry::Off => "telemetry: {metrics: {prometheus: false}}\n".into(),
-            Telemetry::On { otlp, audit } => {
+            Telemetry::On {
+                otlp,
+                audit,
+                sample_ratio,
+            } => {
                 let mut y = format!(
                     "telemetry:\n  \
                        otlp: {{endpoint: \"{otlp}\", protocol: http/protobuf}}\n  \
                        metrics: {{prometheus: true}}\n"
                 );
+                if let Some(r) = sample_ratio {
+                    y.push_str(&format!("  traces: {{sample_ratio: {r}}}\n"));
+                }
                 if let Some(a) = audit {
                     y.push_str(&format!(
                         "audit: {{path: \"{}\", durability: interval}}\n",
@@ -296,6 +305,7 @@ mod tests {
         let on = Telemetry::On {
             otlp: "http://127.0.0.1:4318".into(),
             audit: Some(PathBuf::from("/tmp/x/audit.jsonl")),
+            sample_ratio: None,
         };
         let on = gateway_yaml(1, "http://127.0.0.1:2/mcp", &on);
         assert!(

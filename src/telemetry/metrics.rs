@@ -66,7 +66,6 @@ pub struct Metrics {
     sessions: UpDownCounter<i64>,
     backend_sessions: UpDownCounter<i64>,
     restarts: Counter<u64>,
-    audit_records: Counter<u64>,
     fsync: Histogram<f64>,
     /// Label call metrics with tool names.
     pub(super) tool_labels: bool,
@@ -123,11 +122,6 @@ impl Metrics {
                 .u64_counter("switchboard.backend.restarts")
                 .with_unit("{restart}")
                 .with_description("Backend sessions restarted after a failure")
-                .build(),
-            audit_records: meter
-                .u64_counter("switchboard.audit.records")
-                .with_unit("{record}")
-                .with_description("Audit records written")
                 .build(),
             fsync: meter
                 .f64_histogram("switchboard.audit.fsync.duration")
@@ -198,10 +192,8 @@ impl Metrics {
             .add(1, &[KeyValue::new("switchboard.backend", backend.clone())]);
     }
 
-    pub fn audit_written(&self, records: u64, fsync: Option<Duration>) {
-        self.audit_records.add(records, &[]);
-        if let Some(d) = fsync {
-            self.fsync.record(d.as_secs_f64(), &[]);
-        }
+    /// One fsync of the audit log took `took` (records written are observed from the writer).
+    pub fn audit_synced(&self, took: Duration) {
+        self.fsync.record(took.as_secs_f64(), &[]);
     }
 }

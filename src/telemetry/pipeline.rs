@@ -261,7 +261,7 @@ impl Telemetry {
     /// Lets the audit counters be read as metrics.
     pub fn attach_audit(&self, audit: crate::telemetry::audit::AuditHandle) {
         let metrics = self.metrics.clone();
-        audit.on_fsync(Box::new(move |d| metrics.audit_written(0, Some(d))));
+        audit.on_fsync(Box::new(move |d| metrics.audit_synced(d)));
         let _records = self
             .meter
             .u64_observable_counter("switchboard.audit.records")

@@ -619,11 +619,7 @@ fn span_name(method: &str, target: Option<&str>) -> Cow<'static, str> {
 
 /// `error.type`: the JSON-RPC code, or `tool_error`.
 fn error_type(o: Outcome) -> Option<String> {
-    match o {
-        Outcome::Ok => None,
-        Outcome::ToolError => Some("tool_error".into()),
-        Outcome::Error(code) => Some(code.to_string()),
-    }
+    (o != Outcome::Ok).then(|| String::from(o))
 }
 
 /// The method as an attribute value: static for MCP's own methods (no allocation per call).

@@ -72,7 +72,7 @@ struct Canonical<'a> {
     protocol_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit: Option<&'a str>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::record::is_zero")]
     redactions: u32,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     roles: &'a [std::sync::Arc<str>],
@@ -89,10 +89,6 @@ struct Canonical<'a> {
     tool_hash: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<&'a str>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl<'a> Canonical<'a> {

@@ -145,7 +145,7 @@ pub struct AuditRecord {
     pub note: Option<String>,
 }
 
-fn is_zero(n: &u32) -> bool {
+pub(super) fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 

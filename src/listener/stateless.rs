@@ -25,7 +25,6 @@ use crate::protocol::era2026::{self, Cache, Headers};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::{ErrorObject, Message, ProtocolVersion, Request, RequestId, methods, sse};
 use crate::session::{self, Scope};
-use crate::telemetry::audit::Outcome;
 use crate::telemetry::{CallEvent, Denial, Finish, Origin};
 
 /// Lists are filtered by the caller's permissions (private) and change when a backend's do; with
@@ -150,14 +149,7 @@ async fn request(
             None,
             ProtocolVersion::V2026_07_28.as_str(),
         );
-        let finish = match result {
-            Ok(()) => Finish::ok(),
-            Err(e) => Finish {
-                outcome: Outcome::Error(e.code),
-                message: Some(&e.message),
-                result: None,
-            },
-        };
+        let finish = result.map_or_else(Finish::error, |()| Finish::ok());
         call.finish(tel, finish, false);
     };
     let env = match era2026::classify(&req, &headers) {

@@ -22,7 +22,6 @@ use crate::policy::{Action, CallContext, DecisionRecord, Principal, Verdict};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::methods::{self, Route};
 use crate::protocol::{ErrorObject, Message, Notification, Request, RequestId, Response};
-use crate::telemetry::audit::Outcome;
 use crate::telemetry::{CallEvent, Denial, Finish, Origin, context};
 use crate::upstream::UpstreamError;
 
@@ -282,7 +281,7 @@ impl Actor for SessionActor {
                 .telemetry
                 .metrics
                 .denied(Denial::BackendUnavailable);
-            st.complete(e, bytes, fail(&err));
+            st.complete(e, bytes, Finish::error(&err));
         }
         let orphaned: Vec<i64> = st
             .pending
@@ -302,22 +301,6 @@ impl Actor for SessionActor {
             st.spawn_child(&myself, backend, attempt).await;
         }
         Ok(())
-    }
-}
-
-fn ok() -> Finish<'static> {
-    Finish {
-        outcome: Outcome::Ok,
-        message: None,
-        result: None,
-    }
-}
-
-fn fail(e: &ErrorObject) -> Finish<'_> {
-    Finish {
-        outcome: Outcome::Error(e.code),
-        message: Some(&e.message),
-        result: None,
     }
 }
 
@@ -391,18 +374,18 @@ impl SessionState {
                 let bytes =
                     match local::answer(&self.shared, &view, &self.principal, &self.id, &req) {
                         Ok(result) => {
-                            call.finish(&tel, ok(), false);
+                            call.finish(&tel, Finish::ok(), false);
                             encode_result(&req.id, &result)
                         }
                         Err(e) => {
-                            call.finish(&tel, fail(&e), false);
+                            call.finish(&tel, Finish::error(&e), false);
                             Response::error(req.id, e).into_message().to_bytes()
                         }
                     };
                 self.streams.finish(stream, bytes);
             }
             Route::FanOut => {
-                call.finish(&tel, ok(), false);
+                call.finish(&tel, Finish::ok(), false);
                 // logging/setLevel: remembered for children started later, sent to the open ones.
                 self.log_level = req.params.as_ref().and_then(|p| p.get("level")).cloned();
                 for child in self.children.iter().flatten() {
@@ -597,7 +580,11 @@ impl SessionState {
     /// Ends the telemetry of a call refused before it reached a backend (unknown target, policy
     /// denial): metrics, span and audit record.
     fn refuse(&self, call: CallEvent, e: &ErrorObject) {
-        let audit = call.finish(&self.shared.telemetry, fail(e), self.shared.audit.is_some());
+        let audit = call.finish(
+            &self.shared.telemetry,
+            Finish::error(e),
+            self.shared.audit.is_some(),
+        );
         if let (Some(record), Some(sink)) = (audit, &self.shared.audit)
             && !sink.handle.record(record)
         {
@@ -700,7 +687,7 @@ impl SessionState {
             let bytes = Response::error(e.client_id.clone(), err.clone())
                 .into_message()
                 .to_bytes();
-            self.complete(e, bytes, fail(&err));
+            self.complete(e, bytes, Finish::error(&err));
         }
     }
 
@@ -758,7 +745,7 @@ impl SessionState {
                 .to_bytes();
             let backend = e.backend;
             self.shared.telemetry.metrics.denied(Denial::BackendTimeout);
-            self.complete(e, bytes, fail(&err));
+            self.complete(e, bytes, Finish::error(&err));
             self.send_cancel(
                 backend,
                 RequestId::Num(upstream_id),
@@ -861,7 +848,7 @@ impl SessionState {
                         let bytes = Response::error(e.client_id.clone(), err.clone())
                             .into_message()
                             .to_bytes();
-                        self.complete(e, bytes, fail(&err));
+                        self.complete(e, bytes, Finish::error(&err));
                     }
                 }
             }

@@ -157,6 +157,17 @@ impl Finish<'static> {
     }
 }
 
+impl<'a> Finish<'a> {
+    /// Ended with this JSON-RPC error (its code is `error.type`, its message the span status).
+    pub fn error(e: &'a crate::protocol::ErrorObject) -> Self {
+        Finish {
+            outcome: Outcome::Error(e.code),
+            message: Some(&e.message),
+            result: None,
+        }
+    }
+}
+
 impl CallEvent {
     /// The session this message created (`initialize`).
     pub fn set_session(&mut self, id: Arc<str>) {

@@ -393,19 +393,8 @@ fn signal_url(o: &OtlpConfig, path: &str) -> String {
 fn span_exporter(o: &OtlpConfig) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
     let b = opentelemetry_otlp::SpanExporter::builder();
     let e = match o.protocol {
-        OtlpProtocol::Grpc => b
-            .with_tonic()
-            .with_endpoint(o.endpoint.clone())
-            .with_timeout(o.timeout)
-            .with_metadata(metadata(o)?)
-            .build(),
-        OtlpProtocol::HttpProtobuf => b
-            .with_http()
-            .with_endpoint(signal_url(o, "/v1/traces"))
-            .with_timeout(o.timeout)
-            .with_headers(headers(o))
-            .with_http_client(HyperClient::new(o.timeout)?)
-            .build(),
+        OtlpProtocol::Grpc => grpc(b.with_tonic(), o)?.build(),
+        OtlpProtocol::HttpProtobuf => http(b.with_http(), o, "/v1/traces")?.build(),
     };
     e.context("building the OTLP span exporter")
 }
@@ -413,21 +402,29 @@ fn span_exporter(o: &OtlpConfig) -> anyhow::Result<opentelemetry_otlp::SpanExpor
 fn metric_exporter(o: &OtlpConfig) -> anyhow::Result<opentelemetry_otlp::MetricExporter> {
     let b = opentelemetry_otlp::MetricExporter::builder();
     let e = match o.protocol {
-        OtlpProtocol::Grpc => b
-            .with_tonic()
-            .with_endpoint(o.endpoint.clone())
-            .with_timeout(o.timeout)
-            .with_metadata(metadata(o)?)
-            .build(),
-        OtlpProtocol::HttpProtobuf => b
-            .with_http()
-            .with_endpoint(signal_url(o, "/v1/metrics"))
-            .with_timeout(o.timeout)
-            .with_headers(headers(o))
-            .with_http_client(HyperClient::new(o.timeout)?)
-            .build(),
+        OtlpProtocol::Grpc => grpc(b.with_tonic(), o)?.build(),
+        OtlpProtocol::HttpProtobuf => http(b.with_http(), o, "/v1/metrics")?.build(),
     };
     e.context("building the OTLP metric exporter")
+}
+
+/// The gRPC side of either exporter: endpoint as given, timeout, headers as metadata.
+fn grpc<B: WithExportConfig + WithTonicConfig>(b: B, o: &OtlpConfig) -> anyhow::Result<B> {
+    Ok(b.with_endpoint(o.endpoint.clone())
+        .with_timeout(o.timeout)
+        .with_metadata(metadata(o)?))
+}
+
+/// The HTTP/protobuf side: the signal's path appended, our hyper-rustls client.
+fn http<B: WithExportConfig + WithHttpConfig>(
+    b: B,
+    o: &OtlpConfig,
+    path: &str,
+) -> anyhow::Result<B> {
+    Ok(b.with_endpoint(signal_url(o, path))
+        .with_timeout(o.timeout)
+        .with_headers(headers(o))
+        .with_http_client(HyperClient::new(o.timeout)?))
 }
 
 fn headers(o: &OtlpConfig) -> std::collections::HashMap<String, String> {

@@ -68,7 +68,7 @@ fn one_call(tel: &Telemetry, params: &Map<String, Value>, audit: Option<&AuditHa
         tel,
         origin,
         "tools/call",
-        Some("42".to_string()),
+        Some(switchboard::protocol::RequestId::Num(42)),
         Some(params),
         Some("3f2a9c0e5b7d4e1f".into()),
         "2025-11-25",

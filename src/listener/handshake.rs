@@ -45,7 +45,7 @@ pub(super) async fn initialize(
         tel,
         origin,
         &req.method,
-        Some(req.id.to_string()),
+        Some(req.id.clone()),
         req.params.as_ref(),
         None,
         version.as_str(),

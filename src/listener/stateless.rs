@@ -144,7 +144,7 @@ async fn request(
             tel,
             origin.clone(),
             &req.method,
-            Some(req.id.to_string()),
+            Some(req.id.clone()),
             req.params.as_ref(),
             None,
             ProtocolVersion::V2026_07_28.as_str(),

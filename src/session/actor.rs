@@ -363,7 +363,7 @@ impl SessionState {
             &tel,
             origin,
             &req.method,
-            Some(req.id.to_string()),
+            Some(req.id.clone()),
             req.params.as_ref(),
             session_id,
             self.client.protocol_version.as_str(),

@@ -20,7 +20,7 @@ use super::Telemetry;
 use super::audit::{AuditRecord, CallFacts, Outcome};
 use super::context::{Carried, Remote, traceparent};
 use crate::policy::DecisionRecord;
-use crate::protocol::methods;
+use crate::protocol::{RequestId, methods};
 
 /// The network protocol a client message came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +120,7 @@ pub struct CallEvent {
     target: Option<Arc<str>>,
     /// Resource URI as sent.
     uri: Option<String>,
-    request_id: Option<String>,
+    request_id: Option<RequestId>,
     session_id: Option<Arc<str>>,
     protocol_version: &'static str,
     /// What the guards decided; telemetry, metrics and the audit record read it.
@@ -179,7 +179,7 @@ impl CallEvent {
         tel: &Telemetry,
         origin: Origin,
         method: &str,
-        id: Option<String>,
+        id: Option<RequestId>,
         params: Option<&Map<String, serde_json::Value>>,
         session_id: Option<Arc<str>>,
         protocol_version: &'static str,
@@ -392,9 +392,10 @@ impl CallEvent {
                     "switchboard.backend",
                     backend.map_or(Value::from(""), |b| Value::from(b.clone())),
                 ),
+                // Refused before a guard decided (an unknown target): deny.
                 KeyValue::new(
                     "switchboard.decision",
-                    if self.hop.is_some() { "allow" } else { "deny" },
+                    self.decision.decision.unwrap_or("deny"),
                 ),
                 KeyValue::new(
                     "switchboard.outcome",
@@ -439,7 +440,7 @@ impl CallEvent {
         tel: &Telemetry,
         t: &Trace,
         backend: Option<Arc<str>>,
-        request_id: Option<String>,
+        request_id: Option<RequestId>,
         e: &Ending<'_>,
     ) -> SpanData {
         let (f, error_type, end) = (e.finish, e.error_type, e.end);
@@ -450,7 +451,7 @@ impl CallEvent {
         }
         a.push(KeyValue::new("mcp.protocol.version", self.protocol_version));
         if let Some(id) = request_id {
-            a.push(KeyValue::new("jsonrpc.request.id", id));
+            a.push(KeyValue::new("jsonrpc.request.id", id.to_string()));
         }
         if let Some(u) = &self.uri {
             a.push(KeyValue::new("mcp.resource.uri", u.clone()));

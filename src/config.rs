@@ -23,6 +23,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// Spans, metrics and their export (`telemetry:`); metrics on `/metrics` by default.
     pub telemetry: TelemetryConfig,
+    /// The policy pipeline's stages in order (`policy:`); empty: everything listed is allowed.
+    pub policy: Vec<crate::policy::StageConfig>,
 }
 
 /// What the gateway emits about itself (`telemetry:` in the YAML; see docs/telemetry.md).

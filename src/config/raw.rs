@@ -21,6 +21,9 @@ pub(super) struct RawConfig {
     pub(super) audit: Option<RawAudit>,
     #[serde(default)]
     pub(super) telemetry: RawTelemetry,
+    /// The policy pipeline's stages, in the order they run.
+    #[serde(default)]
+    pub(super) policy: Vec<crate::policy::StageConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -153,6 +153,12 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
     };
     let audit = raw.audit.and_then(|a| audit(a, &mut errs));
     let telemetry = super::telemetry::validate(raw.telemetry, env, &mut errs);
+    let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+    for (i, stage) in raw.policy.iter().enumerate() {
+        for (field, problem) in stage.problems(&names) {
+            errs.push(format!("policy[{i}].{field}"), problem);
+        }
+    }
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
@@ -164,6 +170,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         log,
         audit,
         telemetry,
+        policy: raw.policy,
     })
 }
 

@@ -1,0 +1,180 @@
+//! The stage interface: one control on the request path (a guard, a limiter, a transform), asked
+//! the listing question, the call question, and — when it wants — about the backend's answer.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{Action, Principal};
+use crate::protocol::ErrorObject;
+use crate::protocol::jsonrpc::codes;
+
+/// A refusal, with everything the client is told: its JSON-RPC code, message and `data`, and —
+/// where the whole HTTP request is refused — the HTTP status. Never carries a secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deny {
+    /// The rule that refused, as the audit log and the span name it (`<stage>:<rule>` there).
+    pub rule: Cow<'static, str>,
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+    /// `None`: the answer is a JSON-RPC error inside an HTTP 200, as for any call.
+    pub http_status: Option<u16>,
+}
+
+impl Deny {
+    /// The usual refusal: -32006, "Denied by policy: …", `data.rule`.
+    pub fn forbidden(rule: impl Into<Cow<'static, str>>, reason: impl fmt::Display) -> Self {
+        let rule = rule.into();
+        Deny {
+            data: Some(serde_json::json!({ "rule": rule })),
+            rule,
+            code: codes::FORBIDDEN,
+            message: format!("Denied by policy: {reason}"),
+            http_status: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: i64) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn with_http_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// The JSON-RPC error the client receives.
+    pub fn to_error(&self) -> ErrorObject {
+        let e = ErrorObject::new(self.code, self.message.clone());
+        match &self.data {
+            Some(d) => e.with_data(d.clone()),
+            None => e,
+        }
+    }
+}
+
+/// A stage's answer to a call that must wait for I/O (Redis, a remote policy engine).
+pub type Pending = Pin<Box<dyn Future<Output = Result<(), Deny>> + Send>>;
+
+/// What a request stage decided.
+pub enum Step {
+    /// Allowed (arguments possibly rewritten in place): the next stage decides.
+    Continue,
+    Deny(Deny),
+    /// Decided by I/O: the pipeline resumes with the next stage when it resolves. Only this
+    /// costs a task hop; synchronous stages run inline.
+    Wait(Pending),
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Continue => f.write_str("Continue"),
+            Step::Deny(d) => f.debug_tuple("Deny").field(d).finish(),
+            Step::Wait(_) => f.write_str("Wait(..)"),
+        }
+    }
+}
+
+/// A call as a request stage sees it.
+pub struct CallRequest<'a> {
+    pub principal: &'a Principal,
+    pub session_id: &'a str,
+    pub action: Action<'a>,
+    /// `tools/call` arguments (or `prompts/get` arguments): a stage may rewrite them in place.
+    pub arguments: Option<&'a mut Value>,
+}
+
+/// A call as a response stage sees it.
+pub struct CallResponse<'a> {
+    pub principal: &'a Principal,
+    pub session_id: &'a str,
+    pub action: Action<'a>,
+}
+
+/// The backend's `result`, kept as raw JSON until a stage asks to change it.
+pub struct ResultBody<'a> {
+    raw: &'a RawValue,
+    edited: Option<Value>,
+}
+
+impl<'a> ResultBody<'a> {
+    pub fn new(raw: &'a RawValue) -> Self {
+        ResultBody { raw, edited: None }
+    }
+
+    /// The result as the backend sent it, or as a stage rewrote it.
+    pub fn text(&self) -> Cow<'_, str> {
+        match &self.edited {
+            Some(v) => Cow::Owned(v.to_string()),
+            None => Cow::Borrowed(self.raw.get()),
+        }
+    }
+
+    /// The result to rewrite (parsed on first use; unparseable JSON cannot reach here).
+    pub fn value_mut(&mut self) -> &mut Value {
+        let raw = self.raw;
+        self.edited
+            .get_or_insert_with(|| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+    }
+
+    /// The rewritten result, when a stage rewrote it.
+    pub fn into_edited(self) -> Option<Value> {
+        self.edited
+    }
+}
+
+/// Per-session state of one stage (counters, windows), owned by the session.
+pub type SessionSlot = Box<dyn Any + Send>;
+
+/// One control on the request path. Write one in its own file under `src/policy/` and register
+/// its config in `policy/registry.rs`; the pipeline runs the stages in configured order.
+///
+/// - `permits` is the rule that depends only on who asks and what: listing asks it alone (so a
+///   listed entry is exactly a callable one, and listing never counts as a call); a call asks it
+///   first.
+/// - `on_request` sees what only a call has: arguments (it may rewrite them), the session's slot,
+///   counters. It may wait on I/O (`Step::Wait`).
+/// - `on_response` may rewrite or block the backend's result (only when `sees_responses`).
+pub trait Stage: Send + Sync + fmt::Debug {
+    fn name(&self) -> &'static str;
+
+    fn permits(&self, _principal: &Principal, _action: &Action<'_>) -> Result<(), Deny> {
+        Ok(())
+    }
+
+    fn on_request(&self, _call: &mut CallRequest<'_>, _slot: Option<&mut SessionSlot>) -> Step {
+        Step::Continue
+    }
+
+    /// Whether `on_response` does anything (the pipeline skips the result otherwise).
+    fn sees_responses(&self) -> bool {
+        false
+    }
+
+    fn on_response(
+        &self,
+        _call: &CallResponse<'_>,
+        _result: &mut ResultBody<'_>,
+        _slot: Option<&mut SessionSlot>,
+    ) -> Result<(), Deny> {
+        Ok(())
+    }
+
+    /// This stage's state for a new session, if it keeps any.
+    fn new_session(&self) -> Option<SessionSlot> {
+        None
+    }
+}

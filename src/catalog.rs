@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use discovery::spawn_discovery;
 pub use naming::{Exposed, PREFIX_SEPARATOR, View};
-pub use routing::ResourceRoute;
+pub use routing::{ResourceRoute, Route};
 
 use crate::config::{BackendConfig, NamingPolicy};
 use crate::upstream::handshake::BackendInfo;

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 use crate::catalog::{Catalog, spawn_discovery};
 use crate::config::Config;
 use crate::listener::{self, ListenerState};
-use crate::policy::PolicyChain;
+use crate::policy::Pipeline;
 use crate::session::{AuditSink, SessionRegistry, Shared};
 use crate::telemetry::Telemetry;
 use crate::telemetry::audit::{AuditDurability, AuditLog};
@@ -65,7 +65,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             catalog: catalog.clone(),
             pool: pool.clone(),
-            policy: PolicyChain::default(),
+            policy: Pipeline::from_config(&config.policy),
             limits: config.sessions.clone(),
             epoch: tokio::time::Instant::now(),
             audit,
@@ -73,7 +73,9 @@ impl Gateway {
         });
         telemetry.attach_catalog(catalog.clone());
         let shutdown = CancellationToken::new();
-        let registry = SessionRegistry::new(shared.clone());
+        let registry = SessionRegistry::start(shared.clone())
+            .await
+            .context("starting the session supervisor")?;
         registry.spawn_sweeper(shutdown.clone());
         registry.spawn_catalog_fanout(shutdown.clone());
         spawn_discovery(catalog, pool, shutdown.clone());

@@ -1,6 +1,7 @@
 //! Downstream listeners: the Streamable HTTP endpoint (`/mcp`, `/servers/{backend}/mcp`), health
 //! probes, and the checks every request passes before it reaches a session.
 
+mod authn;
 mod handshake;
 pub mod origin;
 mod reply;

@@ -4,11 +4,16 @@
 mod actor;
 mod audit;
 mod backend;
+mod call;
+mod inbound;
 mod local;
+mod msg;
 mod pending;
 mod principals;
 mod registry;
 pub mod streams;
+mod supervisor;
+mod table;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,24 +22,25 @@ use ractor::ActorRef;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub use actor::{SessionActor, SessionMsg};
+pub use actor::SessionActor;
 pub use audit::AuditSink;
+pub use msg::SessionMsg;
 pub use principals::{PARK_TTL, Parked, PrincipalEntry, UnparkError};
 pub use registry::{CreateError, SessionRegistry};
 pub use streams::Outbound;
 
 use crate::catalog::{Catalog, View};
 use crate::config::{NamingPolicy, SessionConfig};
-use crate::policy::{PolicyChain, Principal};
+use crate::policy::{Pipeline, Principal};
 use crate::protocol::ProtocolVersion;
 use crate::upstream::UpstreamPool;
 
-/// What every session shares: the catalog, the connection pool, the policy chain, limits.
+/// What every session shares: the catalog, the connection pool, the policy pipeline, limits.
 #[derive(Debug)]
 pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub pool: UpstreamPool,
-    pub policy: PolicyChain,
+    pub policy: Pipeline,
     pub limits: SessionConfig,
     /// Monotonic clock origin for activity stamps.
     pub epoch: tokio::time::Instant,
@@ -83,10 +89,9 @@ pub fn answer_locally(
     shared: &Shared,
     view: &View,
     principal: &Principal,
-    session_id: &str,
     req: &crate::protocol::Request,
 ) -> Result<bytes::Bytes, crate::protocol::ErrorObject> {
-    local::answer(shared, view, principal, session_id, req)
+    local::answer(shared, view, principal, req)
 }
 
 /// The developer's client as it introduced itself in `initialize`.
@@ -207,6 +212,11 @@ impl SessionHandle {
             .map_err(|_| SessionError::Closed)?
             .map_err(|_| SessionError::Closed)??;
         Ok((stream, position, rx))
+    }
+
+    /// The session actor's cell: its supervision tree (backend children) for tests and operators.
+    pub fn actor_cell(&self) -> ractor::ActorCell {
+        self.actor.get_cell()
     }
 
     pub(crate) fn stop(&self, reason: &str) {

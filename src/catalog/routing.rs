@@ -1,6 +1,38 @@
-//! Finding the backend that owns a resource URI (exact, collided, by template, or sole provider).
+//! Routing a request to its backend: exposed tool/prompt name or resource URI → backend and the
+//! backend's own name (exact, collided, by template, or sole provider), and the rewrite of params.
+
+use serde_json::{Map, Value, json};
 
 use super::View;
+use crate::protocol::jsonrpc::codes;
+use crate::protocol::{ErrorObject, Request, methods};
+
+/// Where a routed request goes and how its params are rewritten for the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub backend: usize,
+    /// The params key (`a.b`: nested) where the backend's own name or URI goes before forwarding.
+    pub rewrite: &'static str,
+    /// The backend's own name or URI.
+    pub original: String,
+}
+
+impl Route {
+    /// Puts the backend's own name or URI into `params` (moves `original` out).
+    pub fn apply(&mut self, params: &mut Map<String, Value>) {
+        let value = Value::String(std::mem::take(&mut self.original));
+        match self.rewrite.split_once('.') {
+            None => {
+                params.insert(self.rewrite.into(), value);
+            }
+            Some((outer, inner)) => {
+                if let Some(Value::Object(o)) = params.get_mut(outer) {
+                    o.insert(inner.into(), value);
+                }
+            }
+        }
+    }
+}
 
 /// Where a resource request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +43,92 @@ pub struct ResourceRoute {
 }
 
 impl View {
+    /// Routes a request the client sent (`tools/call`, `prompts/get`, `resources/*`,
+    /// `completion/complete`): what is listed in this view is exactly what routes.
+    pub fn route(&self, req: &Request, backend_names: &[&str]) -> Result<Route, ErrorObject> {
+        let invalid = |m: String| ErrorObject::new(codes::INVALID_PARAMS, m);
+        let named = |backend: usize, rewrite, original: &str| Route {
+            backend,
+            rewrite,
+            original: original.to_string(),
+        };
+        match req.method.as_str() {
+            methods::TOOLS_CALL | methods::PROMPTS_GET => {
+                let is_tool = req.method == methods::TOOLS_CALL;
+                let kind = if is_tool { "tool" } else { "prompt" };
+                let name = req
+                    .param_str("name")
+                    .ok_or_else(|| invalid(format!("params.name (the {kind} name) is required")))?;
+                let e = if is_tool {
+                    self.tool(name)
+                } else {
+                    self.prompt(name)
+                };
+                let e = e.ok_or_else(|| {
+                    invalid(format!("Unknown {kind}: {name}")).with_data(json!({kind: name}))
+                })?;
+                Ok(named(e.backend, "name", &e.original))
+            }
+            methods::RESOURCES_READ
+            | methods::RESOURCES_SUBSCRIBE
+            | methods::RESOURCES_UNSUBSCRIBE => {
+                let uri = req
+                    .param_str("uri")
+                    .ok_or_else(|| invalid("params.uri is required".into()))?;
+                let r = self.route_resource(uri, backend_names).ok_or_else(|| {
+                    ErrorObject::new(
+                        codes::RESOURCE_NOT_FOUND,
+                        format!("Resource not found: {uri}"),
+                    )
+                    .with_data(json!({"uri": uri}))
+                })?;
+                Ok(Route {
+                    backend: r.backend,
+                    rewrite: "uri",
+                    original: r.uri,
+                })
+            }
+            methods::COMPLETION_COMPLETE => {
+                let r = req
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("ref"))
+                    .ok_or_else(|| invalid("params.ref is required".into()))?;
+                let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+                match r.get("type").and_then(Value::as_str) {
+                    Some("ref/prompt") => {
+                        let name = field("name");
+                        let e = self
+                            .prompt(name)
+                            .ok_or_else(|| invalid(format!("Unknown prompt: {name}")))?;
+                        Ok(named(e.backend, "ref.name", &e.original))
+                    }
+                    Some("ref/resource") => {
+                        let uri = field("uri");
+                        if let Some(t) = self.template(uri) {
+                            return Ok(named(t.backend, "ref.uri", &t.original));
+                        }
+                        let route = self
+                            .route_resource(uri, backend_names)
+                            .ok_or_else(|| invalid(format!("Unknown resource: {uri}")))?;
+                        Ok(Route {
+                            backend: route.backend,
+                            rewrite: "ref.uri",
+                            original: route.uri,
+                        })
+                    }
+                    _ => Err(invalid(
+                        "params.ref.type must be ref/prompt or ref/resource".into(),
+                    )),
+                }
+            }
+            other => Err(ErrorObject::new(
+                codes::METHOD_NOT_FOUND,
+                format!("Method not found: {other}"),
+            )),
+        }
+    }
+
     /// Routes a resource URI; `backend_names` maps indices to names for collided URIs.
     pub fn route_resource(&self, uri: &str, backend_names: &[&str]) -> Option<ResourceRoute> {
         if let Some(e) = self.resource(uri) {

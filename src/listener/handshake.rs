@@ -1,11 +1,14 @@
 //! The `initialize` handshake shared by the HTTP and WebSocket transports: negotiate the
 //! revision, create the session, and build the merged `initialize` result.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::ListenerState;
+use crate::policy::Principal;
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, ProtocolVersion, Request, RequestId};
 use crate::session::{ClientInfo, CreateError, Scope, SessionHandle};
@@ -32,6 +35,7 @@ pub(super) async fn initialize(
     scope: Scope,
     req: Request,
     origin: Origin,
+    principal: Arc<Principal>,
 ) -> Result<(SessionHandle, Bytes), Refused> {
     let tel = &st.shared.telemetry;
     let version = req
@@ -50,7 +54,7 @@ pub(super) async fn initialize(
         None,
         version.as_str(),
     );
-    let answer = create(st, scope, req, transport).await;
+    let answer = create(st, scope, req, transport, principal).await;
     match &answer {
         Ok((h, _)) => {
             call.set_session(h.id.clone());
@@ -80,6 +84,7 @@ async fn create(
     scope: Scope,
     req: Request,
     transport: NetProtocol,
+    principal: Arc<Principal>,
 ) -> Result<(SessionHandle, Bytes), Refused> {
     let params = req.params.clone().unwrap_or_default();
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
@@ -111,7 +116,7 @@ async fn create(
         protocol_version: version,
         transport,
     };
-    let handle = match st.registry.create(scope, client, Default::default()).await {
+    let handle = match st.registry.create(scope, client, principal).await {
         Ok(h) => h,
         Err(e @ (CreateError::Full(_) | CreateError::ShuttingDown)) => {
             return Err(refuse(

@@ -8,7 +8,6 @@
 mod call;
 mod listen;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Response;
@@ -20,7 +19,6 @@ use tokio::sync::mpsc;
 
 use super::reply::{self, SESSION_HEADER};
 use super::{ListenerState, handshake};
-use crate::policy::Principal;
 use crate::protocol::era2026::{self, Cache, Headers};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::{ErrorObject, Message, ProtocolVersion, Request, RequestId, methods, sse};
@@ -170,9 +168,8 @@ async fn request(
         return error(req.id, r.error);
     }
     let info = handshake::server_info(st, scope);
-    // No authentication yet: every stateless caller is the anonymous principal. The identity
-    // issue puts the authenticated principal here; everything below is keyed by it.
-    let principal = Arc::new(Principal::default());
+    // Everything below — lists, the gateway-held session, parked MRTR calls — is keyed by it.
+    let principal = super::authn::principal(h);
     match req.method.as_str() {
         methods::SERVER_DISCOVER => {
             span(&req, Ok(()));
@@ -188,7 +185,7 @@ async fn request(
         | methods::RESOURCES_TEMPLATES_LIST => {
             let view = scope.view(&st.shared.catalog);
             let result =
-                session::answer_locally(&st.shared, &view, &principal, "", &req).and_then(|raw| {
+                session::answer_locally(&st.shared, &view, &principal, &req).and_then(|raw| {
                     era2026::complete(&String::from_utf8_lossy(&raw), &info, Some(LIST_CACHE))
                 });
             span(&req, result.as_ref().map(|_| ()));

@@ -226,7 +226,8 @@ async fn handle_post(
     };
     if let Message::Request(req) = msg {
         if req.method == methods::INITIALIZE {
-            return initialize(st, scope, req, origin).await;
+            let principal = super::authn::principal(h);
+            return initialize(st, scope, req, origin, principal).await;
         }
         return post_message(st, scope, h, Message::Request(req), origin).await;
     }
@@ -293,7 +294,10 @@ async fn forward_request(
         }
     };
     match rx.recv().await {
-        Some(o) if o.last && o.event_id.is_none() => reply::json(StatusCode::OK, o.json),
+        Some(o) if o.last && o.event_id.is_none() => {
+            let status = o.status.and_then(|s| StatusCode::from_u16(s).ok());
+            reply::json(status.unwrap_or(StatusCode::OK), o.json)
+        }
         Some(first) => sse_body::response(&event_id(stream, 0), Some(first), rx, None),
         None if st.registry.get(&s.id).is_none() => reply::rpc_error(
             StatusCode::NOT_FOUND,
@@ -310,8 +314,14 @@ async fn forward_request(
     }
 }
 
-async fn initialize(st: &ListenerState, scope: Scope, req: Request, origin: Origin) -> Response {
-    match handshake::initialize(st, scope, req, origin).await {
+async fn initialize(
+    st: &ListenerState,
+    scope: Scope,
+    req: Request,
+    origin: Origin,
+    principal: Arc<crate::policy::Principal>,
+) -> Response {
+    match handshake::initialize(st, scope, req, origin, principal).await {
         Ok((handle, body)) => reply::with_session(reply::json(StatusCode::OK, body), &handle.id),
         Err(refused) => reply::json(refused.status, refused.body),
     }

@@ -28,13 +28,16 @@ const OUT_CAPACITY: usize = 512;
 pub(super) async fn upgrade(
     State(st): State<Arc<ListenerState>>,
     Extension(origin): Extension<Origin>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let limit = st.cfg.max_body_bytes;
+    // The connection is one session: its principal is the upgrade request's.
+    let principal = super::authn::principal(&headers);
     ws.protocols(["mcp"])
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(st, socket, origin))
+        .on_upgrade(move |socket| serve(st, socket, origin, principal))
 }
 
 /// The upgrade request's origin, stamped with this message's arrival.
@@ -72,7 +75,12 @@ fn forward(
     });
 }
 
-async fn serve(st: Arc<ListenerState>, socket: WebSocket, origin: Origin) {
+async fn serve(
+    st: Arc<ListenerState>,
+    socket: WebSocket,
+    origin: Origin,
+    principal: Arc<crate::policy::Principal>,
+) {
     let (mut sink, mut frames) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<Bytes>(OUT_CAPACITY);
     let writer = tokio::spawn(async move {
@@ -125,7 +133,9 @@ async fn serve(st: Arc<ListenerState>, socket: WebSocket, origin: Origin) {
         match (msg, &session) {
             (Message::Request(req), None) if req.method == methods::INITIALIZE => {
                 let scope = Scope::Merged(st.cfg.naming);
-                match handshake::initialize(&st, scope, req, arrived(&origin)).await {
+                match handshake::initialize(&st, scope, req, arrived(&origin), principal.clone())
+                    .await
+                {
                     Ok((handle, body)) => {
                         let _ = out.send(body).await;
                         match handle.open_stream(None).await {

@@ -1,6 +1,6 @@
 //! The BackendSession child actor: owns one backend connection for one developer session, does the
-//! MCP handshake (and re-handshakes when the backend forgets the session), and pumps what the
-//! backend says to the parent SessionActor.
+//! MCP handshake (and re-handshakes when the backend forgets the session), pumps what the backend
+//! says to the parent SessionActor, and closes the connection on every way it ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info};
 
-use super::actor::SessionMsg;
+use super::msg::{BackendMsg, SessionMsg};
 use super::{ClientInfo, Shared};
 use crate::protocol::{Message, Notification, Request, RequestId, Response, methods};
 use crate::upstream::handshake::{self, ClientIdentity};
@@ -32,24 +32,6 @@ pub(super) struct BackendArgs {
     pub log_level: Option<Value>,
 }
 
-pub(super) enum BackendMsg {
-    /// First message: connect and handshake (messages sent meanwhile wait in the mailbox).
-    Connect,
-    /// Forward a message to the backend.
-    Send(Message),
-    /// A request of the child's own (e.g. logging/setLevel fan-out); its answer is dropped.
-    Internal {
-        method: String,
-        params: Option<Map<String, Value>>,
-    },
-    /// The answer to one of the child's own requests (ids ≤ 0).
-    Own(Response),
-    /// The backend forgot the session: re-initialize, then send `unsent` and what queued meanwhile.
-    Reinit(Message),
-    /// The connection ended.
-    Closed(UpstreamError),
-}
-
 pub(super) struct BackendState {
     args: BackendArgs,
     up: Option<Upstream>,
@@ -60,6 +42,8 @@ pub(super) struct BackendState {
     /// `backend_session{session, backend}`: what the connection's work is logged under.
     span: tracing::Span,
     started: tokio::time::Instant,
+    /// Set once the session's end is recorded (the gauge and duration count each session once).
+    ended: bool,
 }
 
 /// Exponential backoff: 0 for the first start, then 100 ms doubling up to 10 s.
@@ -334,6 +318,7 @@ impl Actor for BackendSession {
             reinit: None,
             span: tracing::Span::none(),
             started: tokio::time::Instant::now(),
+            ended: false,
         })
     }
 
@@ -343,15 +328,28 @@ impl Actor for BackendSession {
         msg: BackendMsg,
         st: &mut BackendState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            BackendMsg::Connect => st.connect(&myself).await?,
-            BackendMsg::Send(m) => st.send(m).await,
-            BackendMsg::Internal { method, params } => st.internal(method, params).await,
-            BackendMsg::Own(r) => st.on_own(r).await?,
-            BackendMsg::Reinit(m) => st.reinit(m).await,
-            BackendMsg::Closed(e) => return Err(e.to_string().into()),
+        let done = match msg {
+            BackendMsg::Connect => st.connect(&myself).await,
+            BackendMsg::Send(m) => {
+                st.send(m).await;
+                Ok(())
+            }
+            BackendMsg::Internal { method, params } => {
+                st.internal(method, params).await;
+                Ok(())
+            }
+            BackendMsg::Own(r) => st.on_own(r).await,
+            BackendMsg::Reinit(m) => {
+                st.reinit(m).await;
+                Ok(())
+            }
+            BackendMsg::Closed(e) => Err(e.to_string().into()),
+        };
+        if done.is_err() {
+            // ractor skips post_stop for a failing actor: close the backend session here.
+            st.end().await;
         }
-        Ok(())
+        done
     }
 
     async fn post_stop(
@@ -359,17 +357,46 @@ impl Actor for BackendSession {
         _myself: ActorRef<BackendMsg>,
         st: &mut BackendState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(p) = st.pump.take() {
+        st.end().await;
+        Ok(())
+    }
+}
+
+impl BackendState {
+    /// Closes the connection (HTTP DELETE, stdio process group) and records the session's end.
+    async fn end(&mut self) {
+        if let Some(p) = self.pump.take() {
             p.abort();
         }
-        if let Some(up) = st.up.take() {
+        if let Some(up) = self.up.take() {
             up.close().await;
         }
-        let tel = &st.args.shared.telemetry;
-        let facts = &tel.backends[st.args.backend];
+        self.record_end();
+    }
+
+    fn record_end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let tel = &self.args.shared.telemetry;
+        let facts = &tel.backends[self.args.backend];
         tel.metrics
-            .backend_session_closed(&facts.name, facts.transport, st.started.elapsed());
-        Ok(())
+            .backend_session_closed(&facts.name, facts.transport, self.started.elapsed());
+    }
+}
+
+/// The last resort (a killed or panicking actor): the state is dropped without `end`.
+impl Drop for BackendState {
+    fn drop(&mut self) {
+        if let Some(p) = self.pump.take() {
+            p.abort();
+        }
+        if let Some(up) = self.up.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move { up.close().await });
+        }
+        self.record_end();
     }
 }
 

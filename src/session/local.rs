@@ -9,32 +9,21 @@ use crate::policy::{Action, Principal};
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, Request, methods};
 
-/// Builds the raw `result` JSON for a locally answered request.
+/// Builds the raw `result` JSON for a locally answered request. Lists show only what the policy
+/// pipeline's stages permit this principal (the same rules that decide a call; listing never
+/// counts as one).
 pub(super) fn answer(
     shared: &Shared,
     view: &View,
     principal: &Principal,
-    session_id: &str,
     req: &Request,
 ) -> Result<Bytes, ErrorObject> {
     let names = shared.backend_names();
-    let visible = |e: &Exposed, kind: &str| {
+    let visible = |e: &Exposed| {
         let backend = names.get(e.backend).copied().unwrap_or_default();
-        let action = match kind {
-            "tools" => Action::CallTool {
-                backend,
-                tool: &e.original,
-            },
-            "prompts" => Action::GetPrompt {
-                backend,
-                prompt: &e.original,
-            },
-            _ => Action::ReadResource {
-                backend,
-                uri: &e.original,
-            },
-        };
-        shared.policy.visible(principal, session_id, action)
+        shared
+            .policy
+            .visible(principal, &Action::new(&req.method, backend, &e.original))
     };
     let list = |key: &str, items: &[Exposed]| {
         let mut out = BytesMut::with_capacity(
@@ -44,7 +33,10 @@ pub(super) fn answer(
         out.put_slice(key.as_bytes());
         out.put_slice(b"\":[");
         let mut first = true;
-        for e in items.iter().filter(|e| visible(e, key)) {
+        for e in items
+            .iter()
+            .filter(|e| shared.policy.is_empty() || visible(e))
+        {
             if !first {
                 out.put_u8(b',');
             }

@@ -25,7 +25,7 @@ pub(super) const MAX_PARKED: usize = 256;
 
 /// The principal's key in the registry. No authentication yet: everyone is `anonymous`.
 pub(super) fn principal_key(p: &Principal) -> Arc<str> {
-    p.subject.clone().unwrap_or_else(|| Arc::from("anonymous"))
+    p.subject.clone().unwrap_or_else(|| Arc::from(p.key()))
 }
 
 /// The client a gateway-held session stands for: it can do whatever MRTR can carry; each request

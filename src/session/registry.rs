@@ -4,17 +4,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dashmap::DashMap;
-use ractor::Actor;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
 use rand::RngCore;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::actor::{SessionActor, SessionArgs, SessionMsg};
+use super::actor::SessionArgs;
+use super::msg::SessionMsg;
 use super::principals::{PrincipalEntry, PrincipalSessions};
+use super::supervisor::{SessionSupervisor, SupervisorMsg};
+use super::table::SessionTable;
 use super::{ClientInfo, Scope, SessionHandle, Shared};
 use crate::policy::Principal;
+
+/// How long starting one session may take before creation gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +37,12 @@ pub enum CreateError {
 #[derive(Debug)]
 pub struct SessionRegistry {
     shared: Arc<Shared>,
-    sessions: DashMap<Arc<str>, SessionHandle>,
+    table: Arc<SessionTable>,
+    /// The linked parent of every session.
+    supervisor: ActorRef<SupervisorMsg>,
     /// The gateway-held sessions of stateless clients, by principal and scope.
     stateless: PrincipalSessions,
     closing: std::sync::atomic::AtomicBool,
-    /// Sessions admitted (reserved before the actor spawns, so concurrent creates cannot overshoot).
-    admitted: std::sync::atomic::AtomicUsize,
     /// Cancelled by `close_all`: long-lived streams outside sessions end with it.
     closed: CancellationToken,
 }
@@ -49,15 +55,18 @@ fn new_session_id() -> Arc<str> {
 }
 
 impl SessionRegistry {
-    pub fn new(shared: Arc<Shared>) -> Arc<Self> {
-        Arc::new(Self {
+    /// Starts the session supervisor; sessions are created through the registry.
+    pub async fn start(shared: Arc<Shared>) -> anyhow::Result<Arc<Self>> {
+        let table = Arc::new(SessionTable::default());
+        let (supervisor, _) = Actor::spawn(None, SessionSupervisor, table.clone()).await?;
+        Ok(Arc::new(Self {
             shared,
-            sessions: DashMap::new(),
+            table,
+            supervisor,
             stateless: PrincipalSessions::default(),
             closing: false.into(),
-            admitted: 0.into(),
             closed: CancellationToken::new(),
-        })
+        }))
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -70,11 +79,11 @@ impl SessionRegistry {
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.len()
+        self.table.sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+        self.table.sessions.is_empty()
     }
 
     /// Starts a session actor for a client that just initialized.
@@ -94,7 +103,7 @@ impl SessionRegistry {
         principal: &Arc<Principal>,
         scope: Scope,
     ) -> Result<Arc<PrincipalEntry>, CreateError> {
-        let live = |e: &Arc<PrincipalEntry>| self.sessions.contains_key(&e.session.id);
+        let live = |e: &Arc<PrincipalEntry>| self.table.sessions.contains_key(&e.session.id);
         if let Some(e) = self.stateless.get(principal, scope).filter(live) {
             e.session.touch(self.shared.now_ms());
             return Ok(e);
@@ -122,12 +131,7 @@ impl SessionRegistry {
             return Err(CreateError::ShuttingDown);
         }
         let max = self.shared.limits.max_sessions;
-        let reserved = self
-            .admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            });
-        if reserved.is_err() {
+        if !self.table.admit(max) {
             return Err(CreateError::Full(max));
         }
         let id = new_session_id();
@@ -137,13 +141,27 @@ impl SessionRegistry {
             scope,
             client,
             shared: self.shared.clone(),
-            registry: Arc::downgrade(self),
+            principal: principal.clone(),
         };
-        let (actor, _) = match Actor::spawn(None, SessionActor, args).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.admitted.fetch_sub(1, Ordering::AcqRel);
-                return Err(CreateError::Spawn(e.to_string()));
+        let started = self
+            .supervisor
+            .call(
+                |reply| SupervisorMsg::Start(Box::new(args), reply),
+                Some(START_TIMEOUT),
+            )
+            .await;
+        let failed = match started {
+            Ok(CallResult::Success(Ok(actor))) => Ok(actor),
+            Ok(CallResult::Success(Err(e))) => Err(e),
+            Ok(CallResult::Timeout) => Err("timed out".into()),
+            Ok(CallResult::SenderError) => Err("the session supervisor is gone".into()),
+            Err(e) => Err(e.to_string()),
+        };
+        let actor = match failed {
+            Ok(actor) => actor,
+            Err(why) => {
+                self.table.unadmit();
+                return Err(CreateError::Spawn(why));
             }
         };
         let limit = self.shared.limits.max_in_flight;
@@ -159,33 +177,29 @@ impl SessionRegistry {
             next_stream: Arc::new(AtomicU64::new(1)),
             last_activity: Arc::new(AtomicU64::new(self.shared.now_ms())),
         };
-        self.sessions.insert(id, handle.clone());
+        self.table.sessions.insert(id, handle.clone());
         debug!(session = %handle.id, "Session created");
         Ok(handle)
     }
 
     pub fn get(&self, id: &str) -> Option<SessionHandle> {
-        self.sessions.get(id).map(|h| h.clone())
+        self.table.sessions.get(id).map(|h| h.clone())
     }
 
     /// Requests in flight across all sessions (for graceful shutdown).
     pub fn in_flight(&self) -> usize {
-        self.sessions.iter().map(|s| s.value().in_flight()).sum()
+        self.table
+            .sessions
+            .iter()
+            .map(|s| s.value().in_flight())
+            .sum()
     }
 
     /// Ends a session (DELETE, expiry, shutdown): its backend sessions are closed.
     pub fn remove(&self, id: &str, reason: &str) -> Option<SessionHandle> {
-        let (_, h) = self.sessions.remove(id)?;
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        let h = self.table.remove(id)?;
         h.stop(reason);
         Some(h)
-    }
-
-    /// Forgets a session whose actor already stopped.
-    pub(crate) fn forget(&self, id: &str) {
-        if self.sessions.remove(id).is_some() {
-            self.admitted.fetch_sub(1, Ordering::AcqRel);
-        }
     }
 
     /// Expires idle sessions until `shutdown`.
@@ -214,6 +228,7 @@ impl SessionRegistry {
     pub fn expire_idle_as_of(&self, now: u64) -> usize {
         let ttl = u64::try_from(self.shared.limits.idle_ttl.as_millis()).unwrap_or(u64::MAX);
         let idle: Vec<Arc<str>> = self
+            .table
             .sessions
             .iter()
             .filter(|e| {
@@ -251,7 +266,7 @@ impl SessionRegistry {
                     }
                     Err(_) => return,
                 };
-                for s in me.sessions.iter() {
+                for s in me.table.sessions.iter() {
                     let _ = s
                         .value()
                         .actor
@@ -266,9 +281,7 @@ impl SessionRegistry {
     pub async fn close_all(&self, deadline: Duration) {
         self.closing.store(true, Ordering::Release);
         self.closed.cancel();
-        let handles: Vec<SessionHandle> = self.sessions.iter().map(|e| e.value().clone()).collect();
-        self.sessions.clear();
-        self.admitted.store(0, Ordering::Release);
+        let handles = self.table.drain();
         let waits = handles.into_iter().map(|h| {
             let cell = h.actor.get_cell();
             async move {
@@ -278,5 +291,6 @@ impl SessionRegistry {
             }
         });
         futures::future::join_all(waits).await;
+        self.supervisor.stop(Some("gateway shutting down".into()));
     }
 }

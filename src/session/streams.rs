@@ -21,6 +21,8 @@ pub struct Outbound {
     pub event_id: Option<String>,
     /// The request's final response: the stream ends after it.
     pub last: bool,
+    /// For a plain JSON answer: the HTTP status a policy stage asked for (`None`: 200).
+    pub status: Option<u16>,
 }
 
 /// Formats an SSE event id.
@@ -121,6 +123,11 @@ impl Streams {
 
     /// Sends a request's final response; the stream ends.
     pub fn finish(&mut self, stream: u64, json: Bytes) {
+        self.finish_with(stream, json, None);
+    }
+
+    /// `finish`, with the HTTP status for a plain JSON answer (an SSE stream is already 200).
+    pub fn finish_with(&mut self, stream: u64, json: Bytes, status: Option<u16>) {
         let Some(st) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -131,6 +138,7 @@ impl Streams {
                     json,
                     event_id: None,
                     last: true,
+                    status,
                 });
             }
             self.streams.remove(&stream);
@@ -159,6 +167,7 @@ impl Streams {
                 json: json.clone(),
                 event_id: Some(event_id(stream, seq)),
                 last,
+                status: None,
             };
             match tx.try_send(out) {
                 Ok(()) => st.delivered = seq,
@@ -217,6 +226,7 @@ impl Streams {
                 json: b.json.clone(),
                 event_id: Some(event_id(stream, b.seq)),
                 last: b.last,
+                status: None,
             };
             if tx.try_send(out).is_err() {
                 break;

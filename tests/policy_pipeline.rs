@@ -1,0 +1,182 @@
+//! The policy pipeline seen by real clients: an access list hides and refuses the same tools for
+//! the official Python SDK (2025 and 2026-07-28) and the TypeScript SDK, and a per-session call
+//! budget refuses the call after the last one while listing never counts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+#[path = "common/gateway.rs"]
+mod gateway;
+#[path = "common/peers.rs"]
+mod peers;
+
+use gateway::*;
+use peers::Sdk;
+use serde_json::json;
+
+fn everything_stdio() -> String {
+    let cmd = peers::server_everything_stdio_command();
+    let args: Vec<String> = cmd.args.iter().map(|a| format!("'{a}'")).collect();
+    let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}: '{v}'")).collect();
+    format!(
+        "  - name: everything\n    transport: stdio\n    command: '{}'\n    args: [{}]\n    env: {{{}}}\n",
+        cmd.program.display(),
+        args.join(", "),
+        env.join(", ")
+    )
+}
+
+const ACCESS_LIST: &str = "policy:
+  - stage: access-list
+    rules:
+      - {effect: deny, backend: everything, tool: 'trigger-*'}
+      - {effect: deny, backend: everything, prompt: '*'}
+";
+
+/// What each SDK client sees through the gateway: denied tools and prompts are not listed, and
+/// calling one anyway is refused with the rule that refused it; the rest works.
+#[tokio::test]
+async fn an_access_list_hides_and_refuses_the_same_tools_for_every_sdk_and_era() {
+    let gw = TestGateway::start(
+        &[everything_stdio(), fixture_stdio("notes", "notes")],
+        ACCESS_LIST,
+    )
+    .await;
+    for (sdk, era) in [
+        (Sdk::Python, "legacy"),
+        (Sdk::Python, "2026"),
+        (Sdk::TypeScript, "legacy"),
+    ] {
+        let who = format!("{sdk:?} {era}");
+        let list =
+            peers::run_driver(sdk, &gw.url, &["--era", era, "list"], peers::DRIVER_TIMEOUT).await;
+        let tools = strings(&list["tools"]);
+        assert!(tools.contains(&"echo".to_string()), "{who}: {tools:?}");
+        assert!(
+            tools.contains(&"list_notes".to_string()),
+            "{who}: {tools:?}"
+        );
+        assert!(
+            !tools.iter().any(|t| t.starts_with("trigger-")),
+            "{who}: denied tools listed: {tools:?}"
+        );
+        let prompts = strings(&list["prompts"]);
+        assert!(
+            prompts.iter().all(|p| p == "summarize_notes"),
+            "{who}: everything's prompts listed: {prompts:?}"
+        );
+
+        let denied = peers::run_driver(
+            sdk,
+            &gw.url,
+            &[
+                "--era",
+                era,
+                "call",
+                "trigger-long-running-operation",
+                r#"{"duration":1,"steps":1}"#,
+            ],
+            peers::DRIVER_TIMEOUT,
+        )
+        .await;
+        let err = &denied["error"];
+        assert_eq!(err["code"], -32006, "{who}: {denied}");
+        let msg = err["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(
+                "tool 'trigger-long-running-operation' of backend 'everything' is not allowed"
+            ),
+            "{who}: {msg}"
+        );
+        assert_eq!(
+            err["data"]["rule"], "access-list:rules[0]",
+            "{who}: {denied}"
+        );
+
+        let ok = peers::run_driver(
+            sdk,
+            &gw.url,
+            &["--era", era, "call", "echo", r#"{"message":"through"}"#],
+            peers::DRIVER_TIMEOUT,
+        )
+        .await;
+        assert!(result_text(&ok).contains("through"), "{who}: {ok}");
+    }
+    gw.stop().await;
+}
+
+/// A session's budget of tool calls: the calls after the last one are refused with -32003 and
+/// the limit; lists do not count, and another session has its own budget.
+#[tokio::test]
+async fn a_call_budget_refuses_calls_past_the_limit_per_session_and_lists_do_not_count() {
+    let gw = TestGateway::start(
+        &[fixture_stdio("notes", "notes")],
+        "policy:\n  - stage: call-budget\n    max_calls: 3\n",
+    )
+    .await;
+    let one = RawClient::connect(&gw.url).await;
+    for i in 0..5 {
+        let list = one.call(100 + i, "tools/list", json!({})).await;
+        assert!(!list["result"]["tools"].as_array().unwrap().is_empty());
+    }
+    for i in 1..=3 {
+        let r = one
+            .call(
+                i,
+                "tools/call",
+                json!({"name": "list_notes", "arguments": {}}),
+            )
+            .await;
+        assert!(r.get("result").is_some(), "call {i} of 3 must pass: {r}");
+    }
+    let refused = one
+        .call(
+            4,
+            "tools/call",
+            json!({"name": "list_notes", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    assert_eq!(refused["error"]["data"]["limit"], 3, "{refused}");
+    assert_eq!(
+        refused["error"]["data"]["rule"], "call-budget:max_calls",
+        "{refused}"
+    );
+    let still = one.call(5, "tools/list", json!({})).await;
+    assert!(
+        still.get("result").is_some(),
+        "a spent budget still lists: {still}"
+    );
+
+    let two = RawClient::connect(&gw.url).await;
+    let r = two
+        .call(
+            1,
+            "tools/call",
+            json!({"name": "list_notes", "arguments": {}}),
+        )
+        .await;
+    assert!(
+        r.get("result").is_some(),
+        "a new session has its own budget: {r}"
+    );
+    gw.stop().await;
+}
+
+/// A config whose rule names no backend is refused at start-up, naming the field.
+#[test]
+fn a_rule_for_an_unknown_backend_is_a_config_error_naming_the_field() {
+    let yaml = format!(
+        "backends:\n{}policy:\n  - stage: access-list\n    rules: [{{effect: deny, backend: nots}}]\n  - stage: call-budget\n    max_calls: 0\n",
+        fixture_stdio("notes", "notes")
+    );
+    let err = switchboard::config::Config::from_yaml(&yaml)
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        err.contains("policy[0].rules[0].backend: no backend is named \"nots\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("policy[1].max_calls: must be greater than zero"),
+        "{err}"
+    );
+}

@@ -149,3 +149,51 @@ async fn in_fsync_mode_every_answered_call_survives_sigkill() {
         "{ok_records} records for {answered} answered calls (verify: {report:?})"
     );
 }
+
+/// In `fsync` mode a refusal — by the policy pipeline or for an unknown tool — is answered only
+/// once its record is on disk, exactly like an answered call: read right after each answer, the
+/// log already holds it, with the stage and rule that refused.
+#[tokio::test]
+async fn in_fsync_mode_refusals_are_answered_only_once_their_record_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let extra = format!(
+        "audit: {{path: '{}', durability: fsync}}\npolicy:\n  - stage: access-list\n    rules: [{{effect: deny, backend: notes, tool: delete_note}}]\n",
+        log.display()
+    );
+    let gw = TestGateway::start(&[fixture_stdio("notes", "notes")], &extra).await;
+    let c = RawClient::connect(&gw.url).await;
+    let on_disk = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "call")
+            .collect::<Vec<_>>()
+    };
+    for i in 0..10 {
+        let (name, code) = if i % 2 == 0 {
+            ("delete_note", -32006)
+        } else {
+            ("no_such_tool", -32602)
+        };
+        let r = c.tool(i, name, json!({"id": 1})).await;
+        assert_eq!(r["error"]["code"], code, "{r}");
+        let recs = on_disk();
+        assert_eq!(
+            recs.len(),
+            i as usize + 1,
+            "refusal {i} answered before its record was durable"
+        );
+        let last = recs.last().unwrap();
+        assert!(
+            last["outcome"].to_string().contains(&code.to_string()),
+            "{last}"
+        );
+        if code == -32006 {
+            assert_eq!(last["decision"], "deny", "{last}");
+            assert_eq!(last["deny_rule"], "access-list:rules[0]", "{last}");
+        }
+    }
+    gw.stop().await;
+}

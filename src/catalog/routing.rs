@@ -45,7 +45,12 @@ pub struct ResourceRoute {
 impl View {
     /// Routes a request the client sent (`tools/call`, `prompts/get`, `resources/*`,
     /// `completion/complete`): what is listed in this view is exactly what routes.
-    pub fn route(&self, req: &Request, backend_names: &[&str]) -> Result<Route, ErrorObject> {
+    /// `backend_names` is asked only for resource routes (collided URIs name their backend).
+    pub fn route<'n>(
+        &self,
+        req: &Request,
+        backend_names: impl Fn() -> Vec<&'n str>,
+    ) -> Result<Route, ErrorObject> {
         let invalid = |m: String| ErrorObject::new(codes::INVALID_PARAMS, m);
         let named = |backend: usize, rewrite, original: &str| Route {
             backend,
@@ -75,7 +80,7 @@ impl View {
                 let uri = req
                     .param_str("uri")
                     .ok_or_else(|| invalid("params.uri is required".into()))?;
-                let r = self.route_resource(uri, backend_names).ok_or_else(|| {
+                let r = self.route_resource(uri, &backend_names()).ok_or_else(|| {
                     ErrorObject::new(
                         codes::RESOURCE_NOT_FOUND,
                         format!("Resource not found: {uri}"),
@@ -109,7 +114,7 @@ impl View {
                             return Ok(named(t.backend, "ref.uri", &t.original));
                         }
                         let route = self
-                            .route_resource(uri, backend_names)
+                            .route_resource(uri, &backend_names())
                             .ok_or_else(|| invalid(format!("Unknown resource: {uri}")))?;
                         Ok(Route {
                             backend: route.backend,

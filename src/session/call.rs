@@ -47,9 +47,10 @@ impl SessionState {
                 match local::answer(&self.shared, &view, &self.principal, &req) {
                     Ok(result) => {
                         call.finish(&tel, Finish::ok(), false);
+                        drop(permit);
                         self.streams.finish(stream, encode_result(&req.id, &result));
                     }
-                    Err(e) => self.refuse(call, stream, req.id, &e, None),
+                    Err(e) => self.refuse(call, stream, req.id, &e, None, Some(permit)),
                 }
             }
             MethodRoute::FanOut => {
@@ -62,18 +63,19 @@ impl SessionState {
                         params: req.params.clone(),
                     });
                 }
+                drop(permit);
                 self.streams.finish(stream, encode_result(&req.id, b"{}"));
             }
             MethodRoute::Owner => {
                 let view = self.scope.view(&self.shared.catalog);
-                match view.route(&req, &self.shared.backend_names()) {
+                match view.route(&req, || self.shared.backend_names()) {
                     Ok(route) => {
                         self.decide(myself, req, stream, permit, call, route, 0)
                             .await
                     }
                     Err(e) => {
                         tel.metrics.denied(Denial::UnknownTarget);
-                        self.refuse(call, stream, req.id, &e, None);
+                        self.refuse(call, stream, req.id, &e, None, Some(permit));
                     }
                 }
             }
@@ -117,7 +119,7 @@ impl SessionState {
         };
         match outcome {
             Outcome::Allow => self.forward(myself, req, stream, permit, call, route).await,
-            Outcome::Deny(d) => self.deny(call, stream, req.id, &d),
+            Outcome::Deny(d) => self.deny(call, stream, req.id, &d, permit),
             Outcome::Wait { stage, pending } => {
                 let me = myself.clone();
                 let paused = Paused {
@@ -159,14 +161,21 @@ impl SessionState {
             }
             Err(d) => {
                 self.shared.policy.deny(stage, &d, &mut call.decision);
-                self.deny(call, stream, req.id, &d);
+                self.deny(call, stream, req.id, &d, permit);
             }
         }
     }
 
-    fn deny(&mut self, call: CallEvent, stream: u64, id: RequestId, d: &Deny) {
+    fn deny(
+        &mut self,
+        call: CallEvent,
+        stream: u64,
+        id: RequestId,
+        d: &Deny,
+        permit: OwnedSemaphorePermit,
+    ) {
         self.shared.telemetry.metrics.denied(Denial::Policy);
-        self.refuse(call, stream, id, &d.to_error(), d.http_status);
+        self.refuse(call, stream, id, &d.to_error(), d.http_status, Some(permit));
     }
 
     /// Sends an allowed call to its backend child.
@@ -191,17 +200,18 @@ impl SessionState {
             method: req.method.clone(),
             progress_token: req.progress_token().cloned(),
             deadline: tokio::time::Instant::now() + timeout,
-            _permit: Some(permit),
+            permit: Some(permit),
             call: None,
         };
         let upstream_id = match self.pending.insert(entry) {
             Ok(id) => id,
-            Err(_) => {
+            Err(mut refused) => {
                 let e = ErrorObject::new(
                     codes::INVALID_REQUEST,
                     format!("request id {} is already in flight on this session", req.id),
                 );
-                return self.refuse(call, stream, req.id, &e, None);
+                let permit = refused.permit.take();
+                return self.refuse(call, stream, req.id, &e, None, permit);
             }
         };
         let arguments = req.params.as_ref().and_then(|p| p.get("arguments"));
@@ -328,11 +338,15 @@ impl SessionState {
         }
     }
 
-    /// Ends a forwarded request (its in-flight slot is released with `e`).
+    /// Ends a forwarded request.
     pub(super) fn complete(&mut self, mut e: InFlight, bytes: Bytes, finish: Finish<'_>) {
+        let permit = e.permit.take();
         match e.call.take() {
-            Some(call) => self.release(*call, e.stream, bytes, finish, None),
-            None => self.streams.finish(e.stream, bytes),
+            Some(call) => self.release(*call, e.stream, bytes, finish, None, permit),
+            None => {
+                drop(permit);
+                self.streams.finish(e.stream, bytes)
+            }
         }
     }
 
@@ -344,13 +358,16 @@ impl SessionState {
         id: RequestId,
         e: &ErrorObject,
         status: Option<u16>,
+        permit: Option<OwnedSemaphorePermit>,
     ) {
         let bytes = Response::error(id, e.clone()).into_message().to_bytes();
-        self.release(call, stream, bytes, Finish::error(e), status);
+        self.release(call, stream, bytes, Finish::error(e), status, permit);
     }
 
     /// Writes a call's record (metrics, spans, audit) and releases its answer: at once, or in
-    /// `fsync` mode only once the audit record is durable — refusals included.
+    /// `fsync` mode only once the audit record is durable — refusals included. The call's
+    /// in-flight slot is given back just before the answer, so a client that sends its next
+    /// request the moment it reads this answer finds the slot free.
     fn release(
         &mut self,
         call: CallEvent,
@@ -358,6 +375,7 @@ impl SessionState {
         bytes: Bytes,
         finish: Finish<'_>,
         status: Option<u16>,
+        permit: Option<OwnedSemaphorePermit>,
     ) {
         let audit = call.finish(&self.shared.telemetry, finish, self.shared.audit.is_some());
         if let (Some(record), Some(sink)) = (audit, &self.shared.audit) {
@@ -368,6 +386,7 @@ impl SessionState {
                         if let Err(error) = handle.record_durable(record).await {
                             error!(%error, "Audit record not written; answering anyway");
                         }
+                        drop(permit);
                         let _ = me.cast(SessionMsg::Finish {
                             stream,
                             bytes,
@@ -384,6 +403,7 @@ impl SessionState {
                 }
             }
         }
+        drop(permit);
         self.streams.finish_with(stream, bytes, status);
     }
 

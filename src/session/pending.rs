@@ -19,7 +19,7 @@ pub(super) struct InFlight {
     pub(super) progress_token: Option<Value>,
     pub(super) deadline: Instant,
     /// Holds one of the session's in-flight slots until the answer.
-    pub(super) _permit: Option<OwnedSemaphorePermit>,
+    pub(super) permit: Option<OwnedSemaphorePermit>,
     /// The call's telemetry (spans, metrics, audit record), finished with its answer.
     pub(super) call: Option<Box<crate::telemetry::CallEvent>>,
 }
@@ -137,7 +137,7 @@ mod tests {
             method: "tools/call".into(),
             progress_token: None,
             deadline: Instant::now(),
-            _permit: None,
+            permit: None,
             call: None,
         }
     }

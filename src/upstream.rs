@@ -158,7 +158,9 @@ impl Upstream {
         }
     }
 
-    /// Sends one message. Returns once it is handed to the transport (not when answered).
+    /// Sends one message. Returns once it is handed to the transport (not when answered);
+    /// over HTTP, `notifications/initialized` waits until the backend accepted it and its GET
+    /// stream is open (see `HttpUpstream::send`).
     pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         match self {
             Upstream::Http(u) => u.send(msg).await,

@@ -95,6 +95,10 @@ impl Discoverer {
         backlog: &mut Vec<Message>,
     ) -> Result<(), CallError> {
         let cfg = &self.catalog.backends()[self.idx];
+        // Over HTTP this returns once the backend accepted `notifications/initialized` and
+        // answered the GET stream: tools it registers on `initialized` (server-everything's
+        // sampling and elicitation tools) are in the first listing, and every later
+        // `list_changed` reaches the loop below.
         let info = handshake::open(
             up,
             rx,

@@ -26,7 +26,7 @@ use url::Url;
 
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, Timeouts, TransportConfig};
-use crate::protocol::{Message, RequestId};
+use crate::protocol::{Message, RequestId, methods};
 use stream::Cursor;
 
 /// `Mcp-Session-Id`: the backend's session, learned from the `initialize` POST.
@@ -219,7 +219,10 @@ impl HttpUpstream {
         })
     }
 
-    /// Starts the POST of `msg` in the background and returns at once.
+    /// Starts the POST of `msg` in the background and returns at once, except for
+    /// `notifications/initialized`: that returns once the backend accepted it and answered the
+    /// GET stream opened after it (bounded by the connect timeout), so nothing the owner sends
+    /// next overtakes the end of the handshake.
     pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         if self.shared.events.is_closed() {
             return Err(UpstreamError::Closed("event receiver is gone".into()));
@@ -240,12 +243,28 @@ impl HttpUpstream {
                 protocol_version: st.protocol_version.clone(),
             }
         };
+        // `notifications/initialized` ends the handshake: the owner's next messages must not
+        // overtake it, and the GET stream must be open before them (see `post`).
+        let (ready, opened) = if is_method(&msg, methods::INITIALIZED) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let shared = Arc::clone(&self.shared);
         // Detached on purpose: the task ends on its own or when `_stop` is dropped.
         drop(
             self.shared
-                .spawn(async move { shared.post(msg, session).await }),
+                .spawn(async move { shared.post(msg, session, ready).await }),
         );
+        if let Some(opened) = opened {
+            // Bounded: a backend that never answers only delays the handshake. Whatever the
+            // outcome (202 and the GET stream's answer, an error, the bound), go on.
+            let bound = self.shared.timeouts.connect;
+            if tokio::time::timeout(bound, opened).await.is_err() {
+                debug!(backend = %self.shared.name, ?bound, "No answer to notifications/initialized or the GET stream in time; going on");
+            }
+        }
         Ok(())
     }
 
@@ -351,7 +370,19 @@ impl Shared {
     }
 
     /// POSTs one message and turns the answer into events.
-    async fn post(self: Arc<Self>, msg: Message, session: SessionHeaders) {
+    ///
+    /// For `notifications/initialized`, `ready` is signalled (or dropped, on any failure) once
+    /// the backend accepted it and answered the GET stream that follows it. Backends may send
+    /// requests and notifications that belong to no client request only on that stream (the
+    /// TypeScript SDK drops them while it is not open: `server.createMessage` without a
+    /// related request, `tools/list_changed` after tools registered on `initialized`), so
+    /// the owner's first request must not reach the backend before it is open.
+    async fn post(
+        self: Arc<Self>,
+        msg: Message,
+        session: SessionHeaders,
+        ready: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
         let mut headers = self.request_headers(&session, POST_ACCEPT);
         headers.insert(CONTENT_TYPE, JSON);
         if let Message::Request(r) = &msg {
@@ -381,14 +412,14 @@ impl Shared {
         if is_method(&msg, "initialize") {
             self.learn_session_id(&resp);
         }
-        let initialized = is_method(&msg, "notifications/initialized");
+        let initialized = is_method(&msg, methods::INITIALIZED);
         if is_media(&resp, "text/event-stream") {
             self.read_post_stream(resp, msg, session).await;
         } else if is_media(&resp, "application/json") {
             self.read_json(resp, msg).await;
         } // else 202 Accepted or an empty 200: nothing to deliver.
         if initialized {
-            self.open_get_stream();
+            self.open_get_stream(ready);
         }
     }
 
@@ -539,8 +570,9 @@ impl Shared {
         debug!(backend = %self.name, "Backend session expired");
     }
 
-    /// Opens the session's standalone GET stream (once per session).
-    fn open_get_stream(self: &Arc<Self>) {
+    /// Opens the session's standalone GET stream (once per session); `ready` is signalled
+    /// when the backend answered the first GET (dropped if there is none to open).
+    fn open_get_stream(self: &Arc<Self>, ready: Option<tokio::sync::oneshot::Sender<()>>) {
         let mut st = self.state();
         if st.get_stream.is_some() {
             return;
@@ -553,9 +585,10 @@ impl Shared {
             protocol_version: st.protocol_version.clone(),
         };
         let shared = Arc::clone(self);
-        st.get_stream = Some(AbortOnDrop(
-            self.spawn(async move { shared.get_stream(session).await }),
-        ));
+        st.get_stream =
+            Some(AbortOnDrop(self.spawn(async move {
+                shared.get_stream(session, ready).await
+            })));
     }
 
     async fn send_failed(&self, msg: Message, error: UpstreamError) {

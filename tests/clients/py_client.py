@@ -16,6 +16,8 @@ Actions (same CLI and JSON shapes as ts_client.mjs):
                                             {"listChanged": bool, "<kind>": [...]}
     reconnect-after-expiry NAME JSON_ARGS WAIT_MS
                                             see reconnect_after_expiry() below
+    call-twice NAME1 JSON_ARGS1 NAME2 JSON_ARGS2
+                                            {"first": <call>, "second": <call>}, one session
 
 Every output also carries "serverRequests" (server->client requests answered by
 the driver's handlers, as {method, params}; in 2026 these are the `inputRequests` of
@@ -301,10 +303,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=30.0, help="per-request read timeout, seconds")
     p.add_argument("--progress", action="store_true", help="call: request progress with a progress token")
     p.add_argument("--kind", choices=["tools", "prompts", "resources"], default="tools")
-    p.add_argument("action", choices=["list", "call", "cancel", "watch-list-changed", "reconnect-after-expiry"])
+    p.add_argument(
+        "action", choices=["list", "call", "cancel", "watch-list-changed", "reconnect-after-expiry", "call-twice"]
+    )
     p.add_argument("rest", nargs="*")
     args = p.parse_args(argv)
-    need = {"list": 0, "call": 2, "cancel": 3, "watch-list-changed": 2, "reconnect-after-expiry": 3}[args.action]
+    need = {"list": 0, "call": 2, "cancel": 3, "watch-list-changed": 2, "reconnect-after-expiry": 3, "call-twice": 4}[
+        args.action
+    ]
     if len(args.rest) != need:
         p.error(f"{args.action} takes {need} positional argument(s), got {args.rest!r}")
     return args
@@ -325,6 +331,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = await d.call(client, rest[0], json.loads(rest[1]), args.progress)
             elif args.action == "cancel":
                 out = await d.cancel(client, rest[0], json.loads(rest[1]), int(rest[2]))
+            elif args.action == "call-twice":
+                out = {"first": await d.call(client, rest[0], json.loads(rest[1]), False)}
+                out["second"] = await d.call(client, rest[2], json.loads(rest[3]), False)
             else:
                 out = await d.watch_list_changed(client, rest[0], json.loads(rest[1]), args.kind)
     out["serverRequests"] = d.server_requests

@@ -16,6 +16,7 @@
 //   watch-list-changed TOOL JSON_ARGS [--kind tools|prompts|resources]
 //                                         {"listChanged": bool, "<kind>": [...]}
 //   reconnect-after-expiry NAME JSON_ARGS WAIT_MS   see reconnectAfterExpiry() below
+//   call-twice NAME1 JSON_ARGS1 NAME2 JSON_ARGS2   {"first": <call>, "second": <call>}, one session
 //
 // Every output also carries "serverRequests" and "notifications": every server->client
 // JSON-RPC request / notification seen on the wire (recorded by wrapping the transport).
@@ -38,7 +39,7 @@ import {
 
 const ROOT = { uri: 'file:///tmp/driver-root', name: 'driver-root' };
 const LIST_CHANGED_WAIT_MS = 10_000;
-const ACTIONS = { list: 0, call: 2, cancel: 3, 'watch-list-changed': 2, 'reconnect-after-expiry': 3 };
+const ACTIONS = { list: 0, call: 2, cancel: 3, 'watch-list-changed': 2, 'reconnect-after-expiry': 3, 'call-twice': 4 };
 
 const log = (...parts) => console.error('[ts_client]', ...parts);
 
@@ -287,7 +288,7 @@ class Driver {
 
 async function run(opts) {
   const d = new Driver(opts);
-  const [a, b, c] = opts.rest;
+  const [a, b, c, e] = opts.rest;
   let out;
   if (opts.action === 'reconnect-after-expiry') {
     out = await d.reconnectAfterExpiry(a, JSON.parse(b), Number(c));
@@ -297,6 +298,10 @@ async function run(opts) {
       if (opts.action === 'list') out = await d.listAll(conn);
       else if (opts.action === 'call') out = await d.call(conn, a, JSON.parse(b), opts.progress);
       else if (opts.action === 'cancel') out = await d.cancel(conn, a, JSON.parse(b), Number(c));
+      else if (opts.action === 'call-twice') {
+        out = { first: await d.call(conn, a, JSON.parse(b), false) };
+        out.second = await d.call(conn, c, JSON.parse(e), false);
+      }
       else out = await d.watchListChanged(conn, a, JSON.parse(b), opts.kind);
     } finally {
       await d.close(conn);

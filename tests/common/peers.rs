@@ -362,6 +362,9 @@ pub(crate) enum HttpPeerKind {
     Everything,
     /// `tests/peers/py_server.py` (Python SDK 2.3.0: 2025 and 2026-07-28 eras).
     PythonSdk,
+    /// `tests/peers/ts_unrelated_requests.mjs` (TS SDK 1.x): sampling and elicitation sent
+    /// without a related request, i.e. on the standalone GET stream.
+    TsUnrelatedRequests,
 }
 
 impl HttpPeerKind {
@@ -382,6 +385,14 @@ impl HttpPeerKind {
                     .arg(port.to_string());
                 cmd
             }
+            HttpPeerKind::TsUnrelatedRequests => {
+                let mut cmd = std::process::Command::new(node());
+                cmd.arg("--require")
+                    .arg(loopback_preload())
+                    .arg(peer_file("peers/ts_unrelated_requests.mjs"))
+                    .env("PORT", port.to_string());
+                cmd
+            }
         }
     }
 
@@ -390,6 +401,7 @@ impl HttpPeerKind {
         match self {
             HttpPeerKind::Everything => "listening on port",
             HttpPeerKind::PythonSdk => "Uvicorn running on",
+            HttpPeerKind::TsUnrelatedRequests => "ts unrelated-requests peer listening on",
         }
     }
 }
@@ -421,6 +433,17 @@ impl PySdkServer {
     /// Start on a free loopback port and wait (bounded) until it listens.
     pub(crate) async fn http() -> HttpPeer {
         HttpPeer::start(HttpPeerKind::PythonSdk).await
+    }
+}
+
+/// `tests/peers/ts_unrelated_requests.mjs`, a TS SDK server whose sampling and elicitation
+/// requests are tied to no client request: `TsUnrelatedRequestsServer::http()`.
+pub(crate) struct TsUnrelatedRequestsServer;
+
+impl TsUnrelatedRequestsServer {
+    /// Start on a free loopback port and wait (bounded) until it listens.
+    pub(crate) async fn http() -> HttpPeer {
+        HttpPeer::start(HttpPeerKind::TsUnrelatedRequests).await
     }
 }
 

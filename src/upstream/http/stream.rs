@@ -115,7 +115,12 @@ impl Shared {
 
     /// The session's GET stream: server-initiated messages, reconnected with backoff and
     /// `Last-Event-ID` until the connection is closed. 405 means the server offers none.
-    pub(super) async fn get_stream(self: Arc<Self>, session: SessionHeaders) {
+    /// `ready` is signalled once the first GET has an answer (whatever it is).
+    pub(super) async fn get_stream(
+        self: Arc<Self>,
+        session: SessionHeaders,
+        mut ready: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
         let mut cursor = Cursor::default();
         let mut failures = 0u32;
         loop {
@@ -128,6 +133,11 @@ impl Shared {
                 .client
                 .request(self.request(Method::GET, headers, Bytes::new()))
                 .await;
+            if let Some(ready) = ready.take() {
+                // The backend registered the stream before answering: what it sends from now
+                // on reaches us.
+                let _ = ready.send(());
+            }
             match sent {
                 Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => {
                     debug!(backend = %self.name, "Backend offers no GET stream");

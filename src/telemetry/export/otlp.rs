@@ -116,11 +116,18 @@ impl SpanWriter<'_> {
         self.buf.extend_from_slice(second.as_bytes());
     }
 
-    /// A string attribute.
+    /// A string attribute (lengths known up front: written in one pass, nothing moved).
     pub(crate) fn str(&mut self, key: &str, value: &str) {
-        key_value(self.buf, span::ATTRIBUTES, key, |buf| {
-            bytes_field(buf, ANY_STRING, value.as_bytes())
-        });
+        let any = field_len(value.len());
+        let kv = field_len(key.len()) + field_len(any);
+        let buf = &mut *self.buf;
+        buf.reserve(field_len(kv));
+        small_key(buf, span::ATTRIBUTES, WireType::LengthDelimited);
+        encode_varint(kv as u64, buf);
+        bytes_field(buf, 1, key.as_bytes());
+        small_key(buf, 2, WireType::LengthDelimited);
+        encode_varint(any as u64, buf);
+        bytes_field(buf, ANY_STRING, value.as_bytes());
     }
 
     /// A string attribute formatted in place (addresses, ids): no `String` unless it is long.
@@ -135,10 +142,17 @@ impl SpanWriter<'_> {
 
     /// An integer attribute.
     pub(crate) fn int(&mut self, key: &str, value: i64) {
-        key_value(self.buf, span::ATTRIBUTES, key, |buf| {
-            encode_key(ANY_INT, WireType::Varint, buf);
-            encode_varint(value as u64, buf);
-        });
+        let any = 1 + encoded_len_varint(value as u64);
+        let kv = field_len(key.len()) + field_len(any);
+        let buf = &mut *self.buf;
+        buf.reserve(field_len(kv));
+        small_key(buf, span::ATTRIBUTES, WireType::LengthDelimited);
+        encode_varint(kv as u64, buf);
+        bytes_field(buf, 1, key.as_bytes());
+        small_key(buf, 2, WireType::LengthDelimited);
+        encode_varint(any as u64, buf);
+        small_key(buf, ANY_INT, WireType::Varint);
+        encode_varint(value as u64, buf);
     }
 
     /// A string-array attribute.
@@ -273,9 +287,22 @@ fn opt_len(s: &str) -> usize {
 }
 
 fn bytes_field(buf: &mut Vec<u8>, tag: u32, b: &[u8]) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(b.len() as u64, buf);
+    small_key(buf, tag, WireType::LengthDelimited);
+    if b.len() < 0x80 {
+        buf.push(b.len() as u8);
+    } else {
+        encode_varint(b.len() as u64, buf);
+    }
     buf.extend_from_slice(b);
+}
+
+/// A field key: one byte for the tags below 16 (all of this file's but `Span.flags`).
+fn small_key(buf: &mut Vec<u8>, tag: u32, wire: WireType) {
+    if tag < 16 {
+        buf.push(((tag << 3) | wire as u32) as u8);
+    } else {
+        encode_key(tag, wire, buf);
+    }
 }
 
 fn fixed64(buf: &mut Vec<u8>, tag: u32, v: u64) {

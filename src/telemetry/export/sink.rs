@@ -236,3 +236,133 @@ impl HttpSink {
             .map_err(|_| ExportError::Timeout)?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message as _;
+
+    use super::*;
+    use crate::config::Secret;
+
+    const KEY: &str = "s3cr3t-key";
+
+    fn config(endpoint: String, protocol: OtlpProtocol) -> OtlpConfig {
+        OtlpConfig {
+            endpoint,
+            protocol,
+            headers: BTreeMap::from([("x-api-key".to_string(), Secret::new(KEY))]),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn request() -> Bytes {
+        Bytes::from(ExportTraceServiceRequest::default().encode_to_vec())
+    }
+
+    /// What a collector saw: its path, the API key header, the content type.
+    type Seen = Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>;
+
+    async fn http_collector(status: u16) -> (String, Seen) {
+        let seen = Seen::default();
+        let s = seen.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let s = s.clone();
+            async move {
+                let h = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let entry = (
+                    req.uri().path().to_string(),
+                    h("x-api-key"),
+                    h("content-type"),
+                );
+                s.lock().unwrap().push(entry);
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (format!("http://{addr}"), seen)
+    }
+
+    #[tokio::test]
+    async fn http_posts_protobuf_with_the_configured_headers_and_classifies_failures() {
+        let (url, seen) = http_collector(200).await;
+        let sink = OtlpSink::new(&config(url, OtlpProtocol::HttpProtobuf)).unwrap();
+        sink.export(request()).await.unwrap();
+        let entry = seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            entry,
+            (
+                "/v1/traces".to_string(),
+                Some(KEY.to_string()),
+                Some("application/x-protobuf".to_string())
+            )
+        );
+        assert!(!format!("{sink:?}").contains(KEY), "no secret in Debug");
+
+        let (url, _) = http_collector(503).await;
+        let sink = OtlpSink::new(&config(url, OtlpProtocol::HttpProtobuf)).unwrap();
+        let e = sink.export(request()).await.unwrap_err();
+        assert!(e.retryable(), "{e}");
+        let (url, _) = http_collector(400).await;
+        let sink = OtlpSink::new(&config(url, OtlpProtocol::HttpProtobuf)).unwrap();
+        let e = sink.export(request()).await.unwrap_err();
+        assert!(!e.retryable(), "{e}");
+        assert!(!e.to_string().contains(KEY));
+    }
+
+    #[derive(Clone, Default)]
+    struct Collector(Arc<Mutex<Vec<Option<String>>>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            req: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let key = req
+                .metadata()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            self.0.lock().unwrap().push(key);
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    #[tokio::test]
+    async fn grpc_calls_trace_service_export_with_the_configured_metadata() {
+        let collector = Collector::default();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        // gRPC over h2c, served by axum as the tests' receiver does.
+        let app = axum::Router::new()
+            .route_service(EXPORT_PATH, TraceServiceServer::new(collector.clone()));
+        tokio::spawn(async move {
+            let (stream, _) = l.accept().await.unwrap();
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+        });
+        let sink = OtlpSink::new(&config(format!("http://{addr}"), OtlpProtocol::Grpc)).unwrap();
+        sink.export(request()).await.unwrap();
+        assert_eq!(*collector.0.lock().unwrap(), vec![Some(KEY.to_string())]);
+        assert!(!format!("{sink:?}").contains(KEY), "no secret in Debug");
+    }
+}

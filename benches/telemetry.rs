@@ -2,8 +2,9 @@
 //! `finish`, as the session actor does it (issue #4), with
 //! - `disabled`: `Telemetry::disabled` (no-op instruments, no spans);
 //! - `metrics`: the meter provider with the Prometheus registry (no OTLP);
-//! - `metrics_spans`: + SERVER and CLIENT spans pushed to the span queue, whose worker hands them
-//!   to an exporter that drops them (no collector: the gateway-side cost only);
+//! - `metrics_spans`: + SERVER and CLIENT spans encoded as OTLP protobuf and pushed to the span
+//!   queue, whose worker frames them into export requests for a sink that drops them (no
+//!   collector: the gateway-side cost only);
 //! - `metrics_spans_audit`: + the audit record built and queued to a real `AuditLog` writer in a
 //!   temp dir (interval durability).
 //!
@@ -17,21 +18,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use serde_json::{Map, Value, json};
 use switchboard::config::{AuditConfig, AuditDurability, Config};
 use switchboard::telemetry::audit::{AuditHandle, AuditLog};
+use switchboard::telemetry::export::{ExportError, SpanSink};
 use switchboard::telemetry::{CallEvent, Finish, NetProtocol, Origin, Telemetry};
 
-/// Takes spans and forgets them.
+/// Takes export requests and forgets them.
 #[derive(Debug)]
-struct NullExporter;
+struct NullSink;
 
-impl SpanExporter for NullExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(black_box(batch));
+impl SpanSink for NullSink {
+    async fn export(&self, request: Bytes) -> Result<(), ExportError> {
+        drop(black_box(request));
         Ok(())
     }
 }
@@ -116,7 +117,7 @@ fn telemetry(c: &mut Criterion) {
         (
             Telemetry::disabled(&cfg.backends),
             Telemetry::start(&cfg.telemetry, &cfg.backends).unwrap(),
-            Telemetry::with_span_exporter(&cfg.telemetry, &cfg.backends, NullExporter).unwrap(),
+            Telemetry::with_span_sink(&cfg.telemetry, &cfg.backends, NullSink).unwrap(),
             audit,
         )
     });

@@ -2,23 +2,21 @@
 //! outcome, writing the SERVER span, the CLIENT span of its backend hop, the metric points and the
 //! audit record together, from the same facts.
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderMap;
-use opentelemetry::trace::{
-    Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::TraceState;
 use opentelemetry::{KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
 use serde_json::Map;
 use tokio::time::Instant;
 
 use super::Telemetry;
 use super::audit::{AuditRecord, CallFacts, Outcome};
 use super::context::{Carried, Remote, traceparent};
+use super::export::Encoded;
+use super::export::otlp::{Head, Kind, LinkTo, SpanWriter, write_span};
 use crate::policy::DecisionRecord;
 use crate::protocol::{RequestId, methods};
 
@@ -130,11 +128,17 @@ pub struct CallEvent {
     payload: Option<Box<str>>,
 }
 
+/// Room for a call's two encoded spans without growing (a `tools/call` with its decision
+/// record is about 900 bytes).
+const SPANS_BYTES: usize = 1024;
+
 /// How a call ended, as both of its spans record it.
 struct Ending<'a> {
     finish: &'a Finish<'a>,
     error_type: Option<&'a str>,
     end: SystemTime,
+    /// The version the gateway speaks with the hop's backend (looked up once per call).
+    backend_version: Option<&'static str>,
 }
 
 /// The outcome of one call, as the client saw it.
@@ -298,11 +302,16 @@ impl CallEvent {
             .and_then(|h| tel.backends.get(h.backend))
             .map(|b| b.name.clone())
             .or_else(|| self.decision.backend.as_deref().map(Arc::from));
+        let backend_version = self
+            .hop
+            .as_ref()
+            .and_then(|h| tel.backend_version(h.backend));
         self.record_metrics(
             tel,
             method,
             backend.as_ref(),
             error_type.as_deref(),
+            backend_version,
             duration,
         );
         if let Some(t) = self.trace.as_ref().filter(|t| t.sampled)
@@ -312,14 +321,24 @@ impl CallEvent {
                 finish: &f,
                 error_type: error_type.as_deref(),
                 end: SystemTime::now(),
+                backend_version,
             };
+            let state = trace_state(t.parent.as_ref());
+            let state = state.as_deref().unwrap_or_default();
+            // Both spans of the call in one buffer, one queue slot per call.
+            let payloads = self.payload.as_ref().map_or(0, |p| p.len())
+                + f.result
+                    .filter(|_| self.payload.is_some())
+                    .map_or(0, str::len);
+            let mut buf = Vec::with_capacity(SPANS_BYTES + payloads);
+            let mut n = 1;
             if let Some(h) = &self.hop {
-                spans.queue.push(self.client_span(tel, t, h, &ending));
+                self.client_span(&mut buf, tel, t, h, &ending, state);
+                n = 2;
             }
             let id = self.request_id.take();
-            spans
-                .queue
-                .push(self.server_span(tel, t, backend, id, &ending));
+            self.server_span(&mut buf, t, backend.as_deref(), id.as_ref(), &ending, state);
+            spans.queue.push(Encoded::new(buf, n));
         }
         audit.then(|| {
             let facts = CallFacts {
@@ -342,6 +361,7 @@ impl CallEvent {
         method: &'static str,
         backend: Option<&Arc<str>>,
         error_type: Option<&str>,
+        backend_version: Option<&'static str>,
         duration: std::time::Duration,
     ) {
         let m = &tel.metrics;
@@ -376,7 +396,7 @@ impl CallEvent {
             if m.tool_labels && self.method == methods::TOOLS_CALL {
                 a.push(KeyValue::new("gen_ai.tool.name", h.original.clone()));
             }
-            if let Some(v) = tel.backend_version(h.backend) {
+            if let Some(v) = backend_version {
                 a.push(KeyValue::new("mcp.protocol.version", v));
             }
             if let Some(e) = error_type {
@@ -414,10 +434,11 @@ impl CallEvent {
         }
     }
 
-    fn common_attrs(&self, a: &mut Vec<KeyValue>, name: Option<&str>, error_type: Option<&str>) {
-        a.push(KeyValue::new("mcp.method.name", method_value(&self.method)));
+    fn common_attrs(&self, w: &mut SpanWriter<'_>, name: Option<&str>, error_type: Option<&str>) {
+        // Unknown methods keep their text here (the span name says `_OTHER`).
+        w.str("mcp.method.name", &self.method);
         if self.method == methods::TOOLS_CALL {
-            a.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+            w.str("gen_ai.operation.name", "execute_tool");
         }
         if let Some(n) = name {
             let key = if self.method == methods::TOOLS_CALL {
@@ -425,148 +446,145 @@ impl CallEvent {
             } else {
                 "gen_ai.prompt.name"
             };
-            a.push(KeyValue::new(key, n.to_string()));
+            w.str(key, n);
         }
         if let Some(e) = error_type {
-            a.push(KeyValue::new("error.type", e.to_string()));
+            w.str("error.type", e);
             if e != "tool_error" {
-                a.push(KeyValue::new("rpc.response.status_code", e.to_string()));
+                w.str("rpc.response.status_code", e);
             }
         }
     }
 
     fn server_span(
         &self,
-        tel: &Telemetry,
+        buf: &mut Vec<u8>,
         t: &Trace,
-        backend: Option<Arc<str>>,
-        request_id: Option<RequestId>,
+        backend: Option<&str>,
+        request_id: Option<&RequestId>,
         e: &Ending<'_>,
-    ) -> SpanData {
-        let (f, error_type, end) = (e.finish, e.error_type, e.end);
-        let mut a = Vec::with_capacity(24);
-        self.common_attrs(&mut a, self.target.as_deref(), error_type);
-        if let Some(s) = &self.session_id {
-            a.push(KeyValue::new("mcp.session.id", s.clone()));
-        }
-        a.push(KeyValue::new("mcp.protocol.version", self.protocol_version));
-        if let Some(id) = request_id {
-            a.push(KeyValue::new("jsonrpc.request.id", id.to_string()));
-        }
-        if let Some(u) = &self.uri {
-            a.push(KeyValue::new("mcp.resource.uri", u.clone()));
-        }
-        a.push(KeyValue::new("network.transport", "tcp"));
-        a.push(KeyValue::new(
-            "network.protocol.name",
-            self.origin.protocol.as_str(),
-        ));
-        if let Some(l) = &self.origin.local {
-            a.push(KeyValue::new("server.address", l.ip.clone()));
-            a.push(KeyValue::new("server.port", i64::from(l.port)));
-        }
-        if let Some(p) = self.origin.peer {
-            a.push(KeyValue::new("client.address", p.ip().to_string()));
-            a.push(KeyValue::new("client.port", i64::from(p.port())));
-        }
-        decision_attrs(&self.decision, backend, &mut a);
-        // A bridged call: the backend speaks another revision than the client.
-        if let Some(h) = &self.hop
-            && let Some(v) = tel.backend_version(h.backend)
-            && v != self.protocol_version
-        {
-            a.push(KeyValue::new("switchboard.protocol.backend", v));
-        }
-        if let Some(p) = &self.payload {
-            a.push(KeyValue::new("gen_ai.tool.call.arguments", p.to_string()));
-        }
-        if let Some(r) = f.result.filter(|_| self.payload.is_some()) {
-            a.push(KeyValue::new("gen_ai.tool.call.result", r.to_string()));
-        }
-        let links = t
-            .link
-            .iter()
-            .map(|l| Link::with_context(l.span_context()))
-            .collect();
-        let parent = t.parent.as_ref();
-        SpanData {
-            span_context: context(t.trace_id, t.span_id, parent),
-            parent_span_id: parent.map_or(SpanId::INVALID, |p| SpanId::from_bytes(p.span_id)),
-            parent_span_is_remote: parent.is_some(),
-            span_kind: SpanKind::Server,
-            name: span_name(&self.method, self.target.as_deref()),
-            start_time: self.origin.wall,
-            end_time: end,
-            attributes: a,
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: span_links(links),
-            status: status(error_type, f.message),
-            instrumentation_scope: tel.scope.clone(),
-        }
+        state: &str,
+    ) {
+        let (f, error_type) = (e.finish, e.error_type);
+        let head = Head {
+            trace_id: t.trace_id,
+            span_id: t.span_id,
+            parent: t.parent.as_ref().map(|p| (p.span_id, true)),
+            trace_state: state,
+            sampled: true,
+            kind: Kind::Server,
+            start: self.origin.wall,
+            end: e.end,
+        };
+        write_span(buf, &head, |w| {
+            name(w, &self.method, self.target.as_deref());
+            self.common_attrs(w, self.target.as_deref(), error_type);
+            if let Some(s) = &self.session_id {
+                w.str("mcp.session.id", s);
+            }
+            w.str("mcp.protocol.version", self.protocol_version);
+            match request_id {
+                Some(RequestId::Num(n)) => w.display("jsonrpc.request.id", n),
+                Some(RequestId::Str(s)) => w.str("jsonrpc.request.id", s),
+                None => {}
+            }
+            if let Some(u) = &self.uri {
+                w.str("mcp.resource.uri", u);
+            }
+            w.str("network.transport", "tcp");
+            w.str("network.protocol.name", self.origin.protocol.as_str());
+            if let Some(l) = &self.origin.local {
+                w.str("server.address", &l.ip);
+                w.int("server.port", i64::from(l.port));
+            }
+            if let Some(p) = self.origin.peer {
+                w.display("client.address", p.ip());
+                w.int("client.port", i64::from(p.port()));
+            }
+            decision_attrs(&self.decision, backend, w);
+            // A bridged call: the backend speaks another revision than the client.
+            if let Some(v) = e.backend_version
+                && v != self.protocol_version
+            {
+                w.str("switchboard.protocol.backend", v);
+            }
+            if let Some(p) = &self.payload {
+                w.str("gen_ai.tool.call.arguments", p);
+            }
+            if let Some(r) = f.result.filter(|_| self.payload.is_some()) {
+                w.str("gen_ai.tool.call.result", r);
+            }
+            if let Some(l) = &t.link {
+                let state = trace_state(Some(l));
+                w.link(&LinkTo {
+                    trace_id: l.trace_id,
+                    span_id: l.span_id,
+                    trace_state: state.as_deref().unwrap_or_default(),
+                    sampled: l.sampled,
+                });
+            }
+            status(w, error_type, f.message);
+        });
     }
 
-    fn client_span(&self, tel: &Telemetry, t: &Trace, h: &Hop, e: &Ending<'_>) -> SpanData {
-        let (f, error_type, end) = (e.finish, e.error_type, e.end);
+    fn client_span(
+        &self,
+        buf: &mut Vec<u8>,
+        tel: &Telemetry,
+        t: &Trace,
+        h: &Hop,
+        e: &Ending<'_>,
+        state: &str,
+    ) {
+        let (f, error_type) = (e.finish, e.error_type);
         let facts = &tel.backends[h.backend];
-        let mut a = Vec::with_capacity(16);
         let named = matches!(
             self.method.as_str(),
             methods::TOOLS_CALL | methods::PROMPTS_GET
         );
-        self.common_attrs(&mut a, named.then_some(h.original.as_str()), error_type);
-        a.push(KeyValue::new(
-            "jsonrpc.request.id",
-            h.upstream_id.to_string(),
-        ));
-        if self.uri.is_some() {
-            a.push(KeyValue::new("mcp.resource.uri", h.original.clone()));
-        }
-        if let Some(v) = tel.backend_version(h.backend) {
-            a.push(KeyValue::new("mcp.protocol.version", v));
-        }
-        a.push(KeyValue::new("network.transport", facts.transport));
-        if let Some(p) = facts.protocol {
-            a.push(KeyValue::new("network.protocol.name", p));
-        }
-        if let Some((host, port)) = &facts.server {
-            a.push(KeyValue::new("server.address", host.clone()));
-            a.push(KeyValue::new("server.port", i64::from(*port)));
-        }
-        a.push(KeyValue::new("switchboard.backend", facts.name.clone()));
-        SpanData {
-            span_context: context(t.trace_id, h.span_id, t.parent.as_ref()),
-            parent_span_id: SpanId::from_bytes(t.span_id),
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Client,
-            name: span_name(&self.method, named.then_some(h.original.as_str())),
-            start_time: h.wall,
-            end_time: end,
-            attributes: a,
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: Default::default(),
-            status: status(error_type, f.message),
-            instrumentation_scope: tel.scope.clone(),
-        }
+        let head = Head {
+            trace_id: t.trace_id,
+            span_id: h.span_id,
+            parent: Some((t.span_id, false)),
+            trace_state: state,
+            sampled: true,
+            kind: Kind::Client,
+            start: h.wall,
+            end: e.end,
+        };
+        write_span(buf, &head, |w| {
+            name(w, &self.method, named.then_some(h.original.as_str()));
+            self.common_attrs(w, named.then_some(h.original.as_str()), error_type);
+            w.display("jsonrpc.request.id", h.upstream_id);
+            if self.uri.is_some() {
+                w.str("mcp.resource.uri", &h.original);
+            }
+            if let Some(v) = e.backend_version {
+                w.str("mcp.protocol.version", v);
+            }
+            w.str("network.transport", facts.transport);
+            if let Some(p) = facts.protocol {
+                w.str("network.protocol.name", p);
+            }
+            if let Some((host, port)) = &facts.server {
+                w.str("server.address", host);
+                w.int("server.port", i64::from(*port));
+            }
+            w.str("switchboard.backend", &facts.name);
+            status(w, error_type, f.message);
+        });
     }
 }
 
-fn span_links(links: Vec<Link>) -> opentelemetry_sdk::trace::SpanLinks {
-    let mut l = opentelemetry_sdk::trace::SpanLinks::default();
-    l.links = links;
-    l
-}
-
-fn decision_attrs(d: &DecisionRecord, backend: Option<Arc<str>>, a: &mut Vec<KeyValue>) {
+fn decision_attrs(d: &DecisionRecord, backend: Option<&str>, w: &mut SpanWriter<'_>) {
     if let Some(b) = backend {
-        a.push(KeyValue::new("switchboard.backend", b));
+        w.str("switchboard.backend", b);
     }
     if let Some(o) = &d.original_name {
-        a.push(KeyValue::new("switchboard.tool.original_name", o.clone()));
+        w.str("switchboard.tool.original_name", o);
     }
     if let Some(x) = d.decision {
-        a.push(KeyValue::new("switchboard.decision", x));
+        w.str("switchboard.decision", x);
     }
     let strings = [
         ("switchboard.deny.rule", &d.deny_rule),
@@ -577,51 +595,49 @@ fn decision_attrs(d: &DecisionRecord, backend: Option<Arc<str>>, a: &mut Vec<Key
     ];
     for (k, v) in strings {
         if let Some(v) = v {
-            a.push(KeyValue::new(k, v.clone()));
+            w.str(k, v);
         }
     }
     if let Some(p) = &d.principal {
-        a.push(KeyValue::new("switchboard.principal", p.clone()));
+        w.str("switchboard.principal", p);
     }
     if !d.roles.is_empty() {
-        let roles: Vec<opentelemetry::StringValue> =
-            d.roles.iter().map(|r| r.clone().into()).collect();
-        a.push(KeyValue::new(
-            "switchboard.roles",
-            Value::Array(opentelemetry::Array::String(roles)),
-        ));
+        w.strs("switchboard.roles", d.roles.iter().map(|r| &**r));
     }
     if d.redactions > 0 {
-        a.push(KeyValue::new(
-            "switchboard.redactions",
-            i64::from(d.redactions),
-        ));
+        w.int("switchboard.redactions", i64::from(d.redactions));
     }
 }
 
-fn context(trace_id: [u8; 16], span_id: [u8; 8], parent: Option<&Remote>) -> SpanContext {
-    let state = parent
-        .and_then(|p| p.tracestate.as_deref())
-        .and_then(|s| s.parse::<TraceState>().ok())
-        .unwrap_or_default();
-    SpanContext::new(
-        TraceId::from_bytes(trace_id),
-        SpanId::from_bytes(span_id),
-        TraceFlags::SAMPLED,
-        false,
-        state,
-    )
+/// The W3C `tracestate` a span carries: the parent's, when it parses (as the SDK's `TraceState`
+/// would have it); `None` without one (no allocation on the common path).
+fn trace_state(parent: Option<&Remote>) -> Option<String> {
+    let s = parent?.tracestate.as_deref()?;
+    s.parse::<TraceState>()
+        .ok()
+        .map(|s| s.header())
+        .filter(|h| !h.is_empty())
 }
 
-fn status(error_type: Option<&str>, message: Option<&str>) -> Status {
-    match error_type {
-        None => Status::Unset,
-        Some(e) => Status::error(message.unwrap_or(e).to_string()),
+fn status(w: &mut SpanWriter<'_>, error_type: Option<&str>, message: Option<&str>) {
+    if let Some(e) = error_type {
+        w.error(message.unwrap_or(e));
+    }
+}
+
+/// The span name: `{method} {target}`, or just `{method}` (see [`span_name`]).
+fn name(w: &mut SpanWriter<'_>, method: &str, target: Option<&str>) {
+    let m = bounded_method(method);
+    match target {
+        Some(t) => w.name2(m, t),
+        None => w.name(m),
     }
 }
 
 /// `{method} {target}`, or just `{method}` (bounded: unknown methods are `_OTHER`).
-fn span_name(method: &str, target: Option<&str>) -> Cow<'static, str> {
+#[cfg(test)]
+fn span_name(method: &str, target: Option<&str>) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
     let m = bounded_method(method);
     match target {
         Some(t) => Cow::Owned(format!("{m} {t}")),
@@ -632,14 +648,6 @@ fn span_name(method: &str, target: Option<&str>) -> Cow<'static, str> {
 /// `error.type`: the JSON-RPC code, or `tool_error`.
 fn error_type(o: Outcome) -> Option<String> {
     (o != Outcome::Ok).then(|| String::from(o))
-}
-
-/// The method as an attribute value: static for MCP's own methods (no allocation per call).
-fn method_value(m: &str) -> Value {
-    match bounded_method(m) {
-        "_OTHER" => Value::from(m.to_string()),
-        known => Value::from(known),
-    }
 }
 
 /// The method as a label: one of MCP's, or `_OTHER` (clients can send anything).
@@ -686,5 +694,133 @@ mod tests {
             Some("-32602")
         );
         assert_eq!(error_type(Outcome::Ok), None);
+    }
+
+    /// Keeps the export requests it is sent.
+    #[derive(Clone, Default)]
+    struct Memory(Arc<std::sync::Mutex<Vec<bytes::Bytes>>>);
+
+    impl crate::telemetry::export::SpanSink for Memory {
+        async fn export(
+            &self,
+            request: bytes::Bytes,
+        ) -> Result<(), crate::telemetry::export::ExportError> {
+            self.0.lock().unwrap().push(request);
+            Ok(())
+        }
+    }
+
+    /// A call with hostile client values, a `_meta` parent and an HTTP context (the link), a
+    /// decision record and a backend error, as a collector decodes its two spans.
+    #[tokio::test]
+    async fn a_finished_call_is_two_spans_a_collector_can_read() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+        use prost::Message as _;
+
+        let cfg = crate::config::Config::from_yaml(
+            "backends:\n  - {name: lab, transport: streamable-http, url: 'http://10.0.0.9:8081/mcp'}\n",
+        )
+        .unwrap();
+        let sink = Memory::default();
+        let tel = Telemetry::with_span_sink(&cfg.telemetry, &cfg.backends, sink.clone()).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01"
+                .parse()
+                .unwrap(),
+        );
+        let origin = Origin::new(
+            NetProtocol::Http,
+            Some("[::1]:40000".parse().unwrap()),
+            Some(Local::of("127.0.0.1:8080".parse().unwrap())),
+            Some(&headers),
+        );
+        let tool = format!("ev\u{0}il \u{1b}[31m✓{}", "x".repeat(300));
+        let params = serde_json::json!({
+            "name": tool,
+            "_meta": {
+                "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "tracestate": "vendor=abc",
+            },
+        });
+        let id = RequestId::Str(Arc::from("id\u{0}\"'".repeat(100)));
+        let mut call = CallEvent::start(
+            &tel,
+            origin,
+            methods::TOOLS_CALL,
+            Some(id.clone()),
+            params.as_object(),
+            Some(Arc::from("sess-1")),
+            "2025-11-25",
+        );
+        call.decision.backend = Some("lab".into());
+        call.decision.decision = Some("allow");
+        call.decision.principal = Some(Arc::from("alice"));
+        call.decision.roles = vec![Arc::from("dev"), Arc::from("ops")];
+        call.decision.redactions = 2;
+        call.begin_hop(&tel, 0, "echo", 7, None);
+        let err = crate::protocol::ErrorObject {
+            code: -32602,
+            message: "bad ✓".into(),
+            data: None,
+        };
+        assert!(call.finish(&tel, Finish::error(&err), false).is_none());
+        tel.flush().await;
+
+        let sent = sink.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        let req = ExportTraceServiceRequest::decode(sent[0].clone()).unwrap();
+        let spans = &req.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 2);
+        let (client, server) = (&spans[0], &spans[1]);
+        let attr = |s: &opentelemetry_proto::tonic::trace::v1::Span, k: &str| {
+            s.attributes
+                .iter()
+                .find(|kv| kv.key == k)
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        let text = |v: &str| Some(V::StringValue(v.into()));
+
+        assert_eq!(server.name, format!("tools/call {tool}"));
+        assert_eq!(server.kind, 2);
+        assert_eq!(
+            hex::encode(&server.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(hex::encode(&server.parent_span_id), "00f067aa0ba902b7");
+        assert_eq!(server.trace_state, "vendor=abc");
+        assert_eq!(server.flags, 0x301);
+        assert_eq!(server.links.len(), 1);
+        assert_eq!(hex::encode(&server.links[0].span_id), "2222222222222222");
+        assert_eq!(attr(server, "gen_ai.tool.name"), text(&tool));
+        assert_eq!(attr(server, "jsonrpc.request.id"), text(&id.to_string()));
+        assert_eq!(attr(server, "client.address"), text("::1"));
+        assert_eq!(attr(server, "client.port"), Some(V::IntValue(40000)));
+        assert_eq!(attr(server, "server.address"), text("127.0.0.1"));
+        assert_eq!(attr(server, "mcp.session.id"), text("sess-1"));
+        assert_eq!(attr(server, "switchboard.backend"), text("lab"));
+        assert_eq!(attr(server, "switchboard.principal"), text("alice"));
+        assert_eq!(attr(server, "switchboard.redactions"), Some(V::IntValue(2)));
+        match attr(server, "switchboard.roles") {
+            Some(V::ArrayValue(a)) => assert_eq!(a.values.len(), 2),
+            other => panic!("roles: {other:?}"),
+        }
+        assert_eq!(attr(server, "error.type"), text("-32602"));
+        assert_eq!(attr(server, "rpc.response.status_code"), text("-32602"));
+        let status = server.status.clone().unwrap();
+        assert_eq!((status.code, status.message.as_str()), (2, "bad ✓"));
+
+        assert_eq!(client.name, "tools/call echo");
+        assert_eq!(client.kind, 3);
+        assert_eq!(client.parent_span_id, server.span_id);
+        assert_eq!(client.flags, 0x101);
+        assert_eq!(attr(client, "jsonrpc.request.id"), text("7"));
+        assert_eq!(attr(client, "server.address"), text("10.0.0.9"));
+        assert_eq!(attr(client, "server.port"), Some(V::IntValue(8081)));
+        assert_eq!(attr(client, "gen_ai.tool.name"), text("echo"));
+        tel.shutdown().await;
     }
 }

@@ -96,11 +96,20 @@ fn is_lower_hex(s: &str) -> bool {
 pub fn traceparent(trace_id: [u8; 16], span_id: [u8; 8], sampled: bool) -> String {
     let mut s = String::with_capacity(55);
     s.push_str("00-");
-    s.push_str(&hex::encode(trace_id));
+    push_hex(&mut s, &trace_id);
     s.push('-');
-    s.push_str(&hex::encode(span_id));
+    push_hex(&mut s, &span_id);
     s.push_str(if sampled { "-01" } else { "-00" });
     s
+}
+
+/// Lower-case hex, written in place (no intermediate strings).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 /// The context a backend continues: what goes into a forwarded request.

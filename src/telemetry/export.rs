@@ -1,24 +1,85 @@
-//! The span queue: a bounded buffer between the request path and the OTLP exporter. Pushing never
-//! waits; when the buffer is full (collector down or slow) the span is dropped and counted.
+//! The span queue: a bounded buffer between the request path and the OTLP export. What is queued
+//! is spans already encoded as OTLP protobuf (`export/otlp.rs`); one task frames a batch of them into an
+//! `ExportTraceServiceRequest` and hands it to a [`SpanSink`] (gRPC or HTTP/protobuf, `export/sink.rs`).
+//! Pushing never waits; when the buffer is full (collector down or slow) the spans are dropped
+//! and counted.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use otlp::{Framing, write_sdk_span};
+
+pub(crate) mod otlp;
+pub(crate) mod sink;
+
 /// How long one export may take before the batch is given up.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Retries of a batch the collector could not take for now (then it is dropped), with the
+/// OTLP exporter's backoff: 100 ms, doubling; all within [`EXPORT_TIMEOUT`].
+const RETRIES: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why an export failed (never carries the configured headers).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The collector answered with an error; `retry` when it may take the batch later
+    /// (gRPC `UNAVAILABLE` & co., HTTP 429/502/503/504).
+    #[error("collector answered {message}")]
+    Rejected { message: String, retry: bool },
+    /// No answer: the connection failed (retried).
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ExportError {
+    fn retryable(&self) -> bool {
+        match self {
+            ExportError::Rejected { retry, .. } => *retry,
+            ExportError::Transport(_) => true,
+            ExportError::Timeout => false,
+        }
+    }
+}
+
+/// Where framed `ExportTraceServiceRequest`s go.
+pub trait SpanSink: Send + Sync + 'static {
+    /// Sends one encoded `ExportTraceServiceRequest`.
+    fn export(&self, request: Bytes) -> impl Future<Output = Result<(), ExportError>> + Send;
+}
+
+/// Spans encoded as consecutive `ScopeSpans.spans` fields, and how many there are.
+#[derive(Debug)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    spans: usize,
+}
+
+impl Encoded {
+    pub(crate) fn new(bytes: Vec<u8>, spans: usize) -> Encoded {
+        Encoded { bytes, spans }
+    }
+}
 
 /// The producer side, cloned into every place that ends spans.
 #[derive(Clone, Debug)]
 pub struct SpanQueue {
-    tx: mpsc::Sender<SpanData>,
+    tx: mpsc::Sender<Encoded>,
     flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Spans queued and not yet taken by the worker, against `capacity`.
+    pending: Arc<AtomicUsize>,
+    capacity: usize,
     dropped: Arc<AtomicU64>,
     exported: Arc<AtomicU64>,
 }
@@ -27,48 +88,63 @@ pub struct SpanQueue {
 pub struct QueueWorker(JoinHandle<()>);
 
 impl SpanQueue {
-    /// Starts the export task. `capacity` spans may wait; `batch` go out per export, at least
-    /// every `interval`.
-    pub fn start<E>(
-        exporter: E,
+    /// Starts the export task. `capacity` spans may wait; about `batch` go out per export, at
+    /// least every `interval`, framed by `framing`.
+    pub(crate) fn start<S: SpanSink>(
+        sink: S,
+        framing: Framing,
         capacity: usize,
         batch: usize,
         interval: Duration,
-    ) -> (Self, QueueWorker)
-    where
-        E: SpanExporter + 'static,
-    {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    ) -> (Self, QueueWorker) {
+        let capacity = capacity.max(1);
+        // Every item holds at least one span: `capacity` items never fill before the count does.
+        let (tx, rx) = mpsc::channel(capacity);
         let (flush, flush_rx) = mpsc::unbounded_channel();
         let q = SpanQueue {
             tx,
             flush,
+            pending: Arc::new(AtomicUsize::new(0)),
+            capacity,
             dropped: Arc::new(AtomicU64::new(0)),
             exported: Arc::new(AtomicU64::new(0)),
         };
-        let worker = tokio::spawn(run(
-            exporter,
-            rx,
-            flush_rx,
-            batch.max(1),
-            interval,
-            q.exported.clone(),
-        ));
-        (q, QueueWorker(worker))
+        let worker = Worker {
+            sink,
+            framing,
+            batch: batch.max(1),
+            buf: Vec::new(),
+            spans: 0,
+            pending: q.pending.clone(),
+            exported: q.exported.clone(),
+        };
+        let handle = tokio::spawn(worker.run(rx, flush_rx, interval));
+        (q, QueueWorker(handle))
     }
 
-    /// Queues a finished span; never blocks. Returns false (and counts it) when the queue is full.
-    pub fn push(&self, span: SpanData) -> bool {
-        match self.tx.try_send(span) {
+    /// Queues finished spans; never blocks. Returns false (and counts them) when the queue is full.
+    pub fn push(&self, e: Encoded) -> bool {
+        let n = e.spans;
+        if self.pending.fetch_add(n, Ordering::AcqRel) + n > self.capacity {
+            self.pending.fetch_sub(n, Ordering::AcqRel);
+            self.drop_spans(n);
+            return false;
+        }
+        match self.tx.try_send(e) {
             Ok(()) => true,
             Err(_) => {
-                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    warn!(
-                        "Span export queue full: dropping spans (counted in switchboard.telemetry.dropped)"
-                    );
-                }
+                self.pending.fetch_sub(n, Ordering::AcqRel);
+                self.drop_spans(n);
                 false
             }
+        }
+    }
+
+    fn drop_spans(&self, n: usize) {
+        if self.dropped.fetch_add(n as u64, Ordering::Relaxed) == 0 {
+            warn!(
+                "Span export queue full: dropping spans (counted in switchboard.telemetry.dropped)"
+            );
         }
     }
 
@@ -77,7 +153,7 @@ impl SpanQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Spans the exporter accepted so far.
+    /// Spans the collector accepted so far.
     pub fn exported(&self) -> u64 {
         self.exported.load(Ordering::Relaxed)
     }
@@ -98,58 +174,93 @@ impl QueueWorker {
     }
 }
 
-async fn run<E: SpanExporter>(
-    exporter: E,
-    mut rx: mpsc::Receiver<SpanData>,
-    mut flush: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+/// The export task's state: the spans of the batch being gathered.
+struct Worker<S> {
+    sink: S,
+    framing: Framing,
     batch: usize,
-    interval: Duration,
+    /// Encoded spans of the current batch, back to back.
+    buf: Vec<u8>,
+    spans: usize,
+    pending: Arc<AtomicUsize>,
     exported: Arc<AtomicU64>,
-) {
-    let mut buf = Vec::with_capacity(batch);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            Some(ack) = flush.recv() => {
-                while let Ok(s) = rx.try_recv() {
-                    buf.push(s);
-                    if buf.len() >= batch {
-                        export(&exporter, &mut buf, &exported).await;
-                    }
-                }
-                export(&exporter, &mut buf, &exported).await;
-                let _ = ack.send(());
-            }
-            span = rx.recv() => match span {
-                Some(s) => {
-                    buf.push(s);
-                    if buf.len() >= batch {
-                        export(&exporter, &mut buf, &exported).await;
-                    }
-                }
-                None => break,
-            },
-            _ = tick.tick() => export(&exporter, &mut buf, &exported).await,
-        }
-    }
-    export(&exporter, &mut buf, &exported).await;
-    let _ = exporter.shutdown();
 }
 
-async fn export<E: SpanExporter>(exporter: &E, buf: &mut Vec<SpanData>, exported: &AtomicU64) {
-    if buf.is_empty() {
-        return;
-    }
-    let n = buf.len() as u64;
-    let batch = std::mem::take(buf);
-    match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(batch)).await {
-        Ok(Ok(())) => {
-            exported.fetch_add(n, Ordering::Relaxed);
+impl<S: SpanSink> Worker<S> {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Encoded>,
+        mut flush: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+        interval: Duration,
+    ) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                Some(ack) = flush.recv() => {
+                    while let Ok(e) = rx.try_recv() {
+                        self.take(e).await;
+                    }
+                    self.export().await;
+                    let _ = ack.send(());
+                }
+                e = rx.recv() => match e {
+                    Some(e) => self.take(e).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.export().await,
+            }
         }
-        Ok(Err(error)) => warn!(%error, spans = n, "Span export failed"),
-        Err(_) => warn!(spans = n, "Span export timed out"),
+        self.export().await;
+    }
+
+    /// Adds queued spans to the batch; exports when it is full.
+    async fn take(&mut self, e: Encoded) {
+        self.pending.fetch_sub(e.spans, Ordering::AcqRel);
+        // Copied into the batch buffer, which keeps its allocation from batch to batch.
+        self.buf.extend_from_slice(&e.bytes);
+        self.spans += e.spans;
+        if self.spans >= self.batch {
+            self.export().await;
+        }
+    }
+
+    async fn export(&mut self) {
+        if self.spans == 0 {
+            return;
+        }
+        let n = std::mem::take(&mut self.spans);
+        let mut body = Vec::new();
+        self.framing.request(&self.buf, &mut body);
+        self.buf.clear();
+        let body = Bytes::from(body);
+        let deadline = tokio::time::Instant::now() + EXPORT_TIMEOUT;
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 0..=RETRIES {
+            match tokio::time::timeout_at(deadline, self.sink.export(body.clone())).await {
+                Ok(Ok(())) => {
+                    self.exported.fetch_add(n as u64, Ordering::Relaxed);
+                    return;
+                }
+                Ok(Err(e))
+                    if e.retryable()
+                        && attempt < RETRIES
+                        && tokio::time::Instant::now() + backoff < deadline =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Ok(Err(error)) => {
+                    warn!(%error, spans = n, "Span export failed");
+                    return;
+                }
+                Err(_) => {
+                    warn!(spans = n, "Span export timed out");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -162,7 +273,9 @@ impl SpanProcessor for QueueProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.0.push(span);
+            let mut buf = Vec::new();
+            write_sdk_span(&mut buf, span);
+            self.0.push(Encoded::new(buf, 1));
         }
     }
 
@@ -178,7 +291,29 @@ impl SpanProcessor for QueueProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_sdk::trace::InMemorySpanExporterBuilder;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    use std::sync::Mutex;
+
+    /// Keeps what it is sent.
+    #[derive(Clone, Default)]
+    struct Memory(Arc<Mutex<Vec<Bytes>>>);
+
+    impl SpanSink for Memory {
+        async fn export(&self, request: Bytes) -> Result<(), ExportError> {
+            self.0.lock().unwrap().push(request);
+            Ok(())
+        }
+    }
+
+    fn framing() -> Framing {
+        Framing::new(
+            &opentelemetry_sdk::Resource::builder_empty()
+                .with_service_name("t")
+                .build(),
+            &opentelemetry::InstrumentationScope::builder("switchboard").build(),
+        )
+    }
 
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_waiting() {
@@ -187,18 +322,48 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let exporter = InMemorySpanExporterBuilder::new().build();
-            let (q, worker) = SpanQueue::start(exporter.clone(), 4, 2, Duration::from_secs(60));
-            // The worker has not run yet (current-thread runtime): only 4 fit.
-            let accepted = (0..10).filter(|_| q.push(span())).count();
-            assert_eq!(accepted, 4);
-            assert_eq!(q.dropped(), 6);
+            let sink = Memory::default();
+            let (q, worker) =
+                SpanQueue::start(sink.clone(), framing(), 4, 2, Duration::from_secs(60));
+            // The worker has not run yet (current-thread runtime): only 4 spans fit, whether
+            // they come one or two per push.
+            assert!(q.push(spans(2)));
+            let accepted = (0..10).filter(|_| q.push(spans(1))).count();
+            assert_eq!(accepted, 2);
+            assert!(!q.push(spans(2)));
+            assert_eq!(q.dropped(), 10);
             q.flush().await;
-            assert_eq!(exporter.get_finished_spans().unwrap().len(), 4);
+            let got: usize = sink
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    let r = ExportTraceServiceRequest::decode(b.clone()).unwrap();
+                    assert_eq!(r.resource_spans.len(), 1);
+                    r.resource_spans[0].scope_spans[0].spans.len()
+                })
+                .sum();
+            assert_eq!(got, 4);
             assert_eq!(q.exported(), 4);
+            // Room again after the export.
+            assert!(q.push(spans(2)));
             drop(q);
             worker.finish(Duration::from_secs(1)).await;
+            assert_eq!(
+                sink.0.lock().unwrap().len(),
+                3,
+                "2 batches of 2, then the last on close"
+            );
         });
+    }
+
+    fn spans(n: usize) -> Encoded {
+        let mut buf = Vec::new();
+        for _ in 0..n {
+            write_sdk_span(&mut buf, span());
+        }
+        Encoded::new(buf, n)
     }
 
     fn span() -> SpanData {

@@ -1,6 +1,6 @@
 //! Builds the gateway's OpenTelemetry pipeline from `telemetry:`: the resource, the span queue and
-//! its OTLP exporter (gRPC or HTTP/protobuf), the meter provider with its Prometheus registry and
-//! OTLP reader; and takes it down (flushing) at shutdown.
+//! its OTLP sink (gRPC or HTTP/protobuf, spans encoded by the gateway itself), the SDK's meter
+//! provider with its Prometheus registry and OTLP reader; and takes it down (flushing) at shutdown.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -17,7 +17,9 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::warn;
 
-use super::export::{QueueProcessor, QueueWorker, SpanQueue};
+use super::export::otlp::Framing;
+use super::export::sink::OtlpSink;
+use super::export::{QueueProcessor, QueueWorker, SpanQueue, SpanSink};
 use super::metrics::Metrics;
 use crate::catalog::Catalog;
 use crate::config::{
@@ -85,7 +87,6 @@ pub struct Telemetry {
     pub metrics: Metrics,
     pub(crate) spans: Option<Spans>,
     pub(crate) backends: Vec<BackendFacts>,
-    pub(crate) scope: InstrumentationScope,
     payloads: Vec<PayloadRule>,
     catalog: OnceLock<Arc<Catalog>>,
     meter: opentelemetry::metrics::Meter,
@@ -123,7 +124,6 @@ impl Telemetry {
             metrics: Metrics::new(&meter, false),
             spans: None,
             backends: backends.iter().map(BackendFacts::of).collect(),
-            scope: scope(),
             payloads: Vec::new(),
             catalog: OnceLock::new(),
             meter,
@@ -139,25 +139,22 @@ impl Telemetry {
     pub fn start(cfg: &TelemetryConfig, backends: &[BackendConfig]) -> anyhow::Result<Telemetry> {
         Telemetry::build(cfg, backends, |t, resource| {
             if let (true, Some(o)) = (cfg.traces.enabled, &cfg.otlp) {
-                t.export_spans(span_exporter(o)?, cfg, resource);
+                t.export_spans(OtlpSink::new(o)?, cfg, resource);
             }
             Ok(())
         })
     }
 
-    /// [`Telemetry::start`], with spans going to `exporter` whatever `cfg.otlp` says (benches:
-    /// the span path without a collector). Inside the runtime.
+    /// [`Telemetry::start`], with encoded span batches going to `sink` whatever `cfg.otlp` says
+    /// (benches: the span path without a collector). Inside the runtime.
     #[doc(hidden)]
-    pub fn with_span_exporter<E>(
+    pub fn with_span_sink<S: SpanSink>(
         cfg: &TelemetryConfig,
         backends: &[BackendConfig],
-        exporter: E,
-    ) -> anyhow::Result<Telemetry>
-    where
-        E: opentelemetry_sdk::trace::SpanExporter + 'static,
-    {
+        sink: S,
+    ) -> anyhow::Result<Telemetry> {
         Telemetry::build(cfg, backends, |t, resource| {
-            t.export_spans(exporter, cfg, resource);
+            t.export_spans(sink, cfg, resource);
             Ok(())
         })
     }
@@ -205,13 +202,10 @@ impl Telemetry {
         Ok(t)
     }
 
-    fn export_spans<E>(&mut self, mut exporter: E, cfg: &TelemetryConfig, resource: Resource)
-    where
-        E: opentelemetry_sdk::trace::SpanExporter + 'static,
-    {
-        exporter.set_resource(&resource);
+    fn export_spans<S: SpanSink>(&mut self, sink: S, cfg: &TelemetryConfig, resource: Resource) {
         let (queue, worker) = SpanQueue::start(
-            exporter,
+            sink,
+            Framing::new(&resource, &scope()),
             cfg.traces.queue,
             cfg.traces.batch,
             cfg.traces.interval,
@@ -390,15 +384,6 @@ fn signal_url(o: &OtlpConfig, path: &str) -> String {
     format!("{}{path}", o.endpoint)
 }
 
-fn span_exporter(o: &OtlpConfig) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
-    let b = opentelemetry_otlp::SpanExporter::builder();
-    let e = match o.protocol {
-        OtlpProtocol::Grpc => grpc(b.with_tonic(), o)?.build(),
-        OtlpProtocol::HttpProtobuf => http(b.with_http(), o, "/v1/traces")?.build(),
-    };
-    e.context("building the OTLP span exporter")
-}
-
 fn metric_exporter(o: &OtlpConfig) -> anyhow::Result<opentelemetry_otlp::MetricExporter> {
     let b = opentelemetry_otlp::MetricExporter::builder();
     let e = match o.protocol {
@@ -437,16 +422,11 @@ fn headers(o: &OtlpConfig) -> std::collections::HashMap<String, String> {
 fn metadata(
     o: &OtlpConfig,
 ) -> anyhow::Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap> {
-    let mut h = http::HeaderMap::new();
-    for (k, v) in &o.headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes())
-            .with_context(|| format!("telemetry.otlp.headers: {k} is not a header name"))?;
-        let mut value = http::HeaderValue::from_str(v.expose())
-            .with_context(|| format!("telemetry.otlp.headers.{k}: not a valid header value"))?;
-        value.set_sensitive(true);
-        h.insert(name, value);
-    }
-    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(h))
+    Ok(
+        opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(
+            super::export::sink::headers(o)?,
+        ),
+    )
 }
 
 /// OTLP/HTTP over the gateway's own hyper + rustls client (no second HTTP stack).

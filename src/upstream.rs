@@ -39,6 +39,14 @@ pub enum UpstreamEvent {
     Closed { error: UpstreamError },
 }
 
+/// Where a transport may hand an event at once, from the task that received it, instead of
+/// through the event channel: one task wake-up fewer per answer. Transports use it only for
+/// events that need no ordering with others (a POST's single JSON answer).
+pub trait EventSink: Send + Sync {
+    /// Takes the event now; false once its owner is gone.
+    fn deliver(&self, ev: UpstreamEvent) -> bool;
+}
+
 /// Why talking to a backend failed. Messages never contain credentials.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -166,6 +174,16 @@ impl Upstream {
             Upstream::Http(u) => u.send(msg).await,
             Upstream::Stdio(u) => u.send(msg).await,
             Upstream::WebSocket(u) => u.send(msg).await,
+        }
+    }
+
+    /// After the handshake: lets the transport deliver answers straight to `sink`, and gives a
+    /// sender that sends without a hop through the connection's owner. HTTP only (a POST is
+    /// spawned either way); stdio and WebSocket keep their single writer.
+    pub fn attach_direct(&self, sink: Arc<dyn EventSink>) -> Option<http::DirectSender> {
+        match self {
+            Upstream::Http(u) => Some(u.attach_direct(sink)),
+            Upstream::Stdio(_) | Upstream::WebSocket(_) => None,
         }
     }
 

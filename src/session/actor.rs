@@ -21,6 +21,7 @@ use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, Notification, RequestId, Response, methods};
 use crate::telemetry::{CallEvent, Denial, Finish};
 use crate::upstream::UpstreamError;
+use crate::upstream::http::DirectSender;
 
 /// How often in-flight deadlines are checked while requests are pending.
 const SWEEP_PERIOD: Duration = Duration::from_millis(250);
@@ -48,6 +49,8 @@ pub struct SessionState {
     /// Each policy stage's state for this session.
     pub(super) slots: SessionSlots,
     pub(super) children: Vec<Option<ActorRef<BackendMsg>>>,
+    /// Per backend, once its child is ready over HTTP: sends without a hop through the child.
+    pub(super) direct: Vec<Option<DirectSender>>,
     child_ids: HashMap<ActorId, usize>,
     failures: Vec<u32>,
     pub(super) pending: Pending,
@@ -83,6 +86,7 @@ impl Actor for SessionActor {
             shared: a.shared,
             principal: a.principal,
             children: vec![None; n],
+            direct: vec![None; n],
             child_ids: HashMap::new(),
             failures: vec![0; n],
             pending: Pending::default(),
@@ -181,9 +185,12 @@ impl Actor for SessionActor {
                     st.fail_one(n, st.backend_error(backend, &error));
                 }
             }
-            SessionMsg::BackendReady { backend } => {
+            SessionMsg::BackendReady { backend, direct } => {
                 if let Some(f) = st.failures.get_mut(backend) {
                     *f = 0;
+                }
+                if let Some(d) = st.direct.get_mut(backend) {
+                    *d = direct;
                 }
             }
             SessionMsg::CatalogChanged { backend, changed } => {
@@ -264,6 +271,7 @@ impl SessionState {
     /// A child ended: fail what it had in flight, cancel what it asked the client, restart it.
     async fn on_child_gone(&mut self, myself: &ActorRef<SessionMsg>, backend: usize, reason: &str) {
         self.children[backend] = None;
+        self.direct[backend] = None;
         self.failures[backend] += 1;
         let name = self.backend_name(backend).to_string();
         warn!(session = %self.id, backend = %name, %reason, "Backend session failed");

@@ -15,7 +15,7 @@ use super::msg::{BackendMsg, SessionMsg};
 use super::{ClientInfo, Shared};
 use crate::protocol::{Message, Notification, Request, RequestId, Response, methods};
 use crate::upstream::handshake::{self, ClientIdentity};
-use crate::upstream::{EVENT_CHANNEL_CAPACITY, Upstream, UpstreamError, UpstreamEvent};
+use crate::upstream::{EVENT_CHANNEL_CAPACITY, EventSink, Upstream, UpstreamError, UpstreamEvent};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -152,17 +152,21 @@ impl BackendState {
                 related: None,
             });
         }
-        let pump = pump(
-            rx,
-            self.args.backend,
-            self.args.session.clone(),
-            myself.clone(),
-        );
-        self.pump = Some(tokio::spawn(pump.instrument(span.clone())));
+        let router = Arc::new(Router {
+            backend: self.args.backend,
+            session: self.args.session.clone(),
+            child: myself.clone(),
+        });
+        let direct = self
+            .up
+            .as_ref()
+            .and_then(|up| up.attach_direct(router.clone()));
+        self.pump = Some(tokio::spawn(pump(rx, router).instrument(span.clone())));
         self.span = span;
 
         let _ = self.args.session.cast(SessionMsg::BackendReady {
             backend: self.args.backend,
+            direct,
         });
         Ok(())
     }
@@ -249,49 +253,58 @@ fn request_id(msg: &Message) -> Option<RequestId> {
     }
 }
 
-async fn pump(
-    mut rx: mpsc::Receiver<UpstreamEvent>,
+/// Where this connection's events go: answers to the child's own requests (ids ≤ 0), expiry
+/// and the connection's end to the child, everything else to the session. The pump uses it for
+/// the event channel, and the HTTP transport calls it directly for a POST's JSON answer.
+struct Router {
     backend: usize,
     session: ActorRef<SessionMsg>,
-    me: ActorRef<BackendMsg>,
-) {
-    while let Some(ev) = rx.recv().await {
+    child: ActorRef<BackendMsg>,
+}
+
+impl EventSink for Router {
+    fn deliver(&self, ev: UpstreamEvent) -> bool {
         match ev {
             UpstreamEvent::Message {
                 msg: Message::Response(r),
                 ..
             } if matches!(r.id, RequestId::Num(n) if n <= 0) => {
-                let _ = me.cast(BackendMsg::Own(r));
+                self.child.cast(BackendMsg::Own(r)).is_ok()
             }
-            UpstreamEvent::Message { msg, related } => {
-                if session
-                    .cast(SessionMsg::Upstream {
-                        backend,
-                        msg,
-                        related,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
+            UpstreamEvent::Message { msg, related } => self
+                .session
+                .cast(SessionMsg::Upstream {
+                    backend: self.backend,
+                    msg,
+                    related,
+                })
+                .is_ok(),
             UpstreamEvent::SessionExpired { unsent } => {
-                let _ = me.cast(BackendMsg::Reinit(unsent));
+                self.child.cast(BackendMsg::Reinit(unsent)).is_ok()
             }
-            UpstreamEvent::SendFailed { msg, error } => {
-                let _ = session.cast(SessionMsg::SendFailed {
-                    backend,
+            UpstreamEvent::SendFailed { msg, error } => self
+                .session
+                .cast(SessionMsg::SendFailed {
+                    backend: self.backend,
                     id: request_id(&msg),
                     error,
-                });
-            }
+                })
+                .is_ok(),
             UpstreamEvent::Closed { error } => {
-                let _ = me.cast(BackendMsg::Closed(error));
-                return;
+                let _ = self.child.cast(BackendMsg::Closed(error));
+                false
             }
         }
     }
-    let _ = me.cast(BackendMsg::Closed(UpstreamError::Closed(
+}
+
+async fn pump(mut rx: mpsc::Receiver<UpstreamEvent>, router: Arc<Router>) {
+    while let Some(ev) = rx.recv().await {
+        if !router.deliver(ev) {
+            return;
+        }
+    }
+    let _ = router.child.cast(BackendMsg::Closed(UpstreamError::Closed(
         "connection ended".into(),
     )));
 }

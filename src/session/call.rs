@@ -230,8 +230,16 @@ impl SessionState {
                 .insert("progressToken".into(), Value::from(upstream_id));
         }
         req.id = RequestId::Num(upstream_id);
+        let mut msg = req.into_message();
+        // The common case over HTTP: the POST starts from here, no hop through the child.
+        if let Some(d) = &self.direct[route.backend] {
+            match d.try_send(msg) {
+                Ok(()) => return self.arm_sweep(myself),
+                Err(m) => msg = m,
+            }
+        }
         match self.child(myself, route.backend).await {
-            Some(c) if c.cast(BackendMsg::Send(req.into_message())).is_ok() => {}
+            Some(c) if c.cast(BackendMsg::Send(msg)).is_ok() => {}
             _ => {
                 let e = ErrorObject::new(
                     codes::BACKEND_UNAVAILABLE,

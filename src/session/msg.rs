@@ -12,6 +12,7 @@ use crate::policy::Deny;
 use crate::protocol::{Message, Request, RequestId, Response};
 use crate::telemetry::{CallEvent, Origin};
 use crate::upstream::UpstreamError;
+use crate::upstream::http::DirectSender;
 
 /// Everything a session actor is told.
 pub enum SessionMsg {
@@ -47,8 +48,12 @@ pub enum SessionMsg {
         id: Option<RequestId>,
         error: UpstreamError,
     },
-    /// A backend child finished its handshake.
-    BackendReady { backend: usize },
+    /// A backend child finished its handshake; over HTTP, with a sender the session may use
+    /// without a hop through the child.
+    BackendReady {
+        backend: usize,
+        direct: Option<DirectSender>,
+    },
     /// The shared catalog changed (`backend == usize::MAX`: unknown, assume all).
     CatalogChanged { backend: usize, changed: Changed },
     /// Check in-flight deadlines.

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, warn};
 use url::Url;
 
-use super::{AbortOnDrop, UpstreamError, UpstreamEvent};
+use super::{AbortOnDrop, EventSink, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, Timeouts, TransportConfig};
 use crate::protocol::{Message, RequestId, methods};
 use stream::Cursor;
@@ -143,6 +143,8 @@ struct Shared {
     headers: HeaderMap,
     timeouts: Timeouts,
     events: mpsc::Sender<UpstreamEvent>,
+    /// Set after the handshake: where a POST's JSON answer goes without the event channel.
+    direct: std::sync::OnceLock<Arc<dyn EventSink>>,
     state: Mutex<SessionState>,
     stop: watch::Receiver<()>,
     /// Stateless backends: the client's answers awaited by MRTR rounds, by the id the gateway
@@ -167,6 +169,9 @@ struct SessionState {
     get_stream: Option<AbortOnDrop>,
     /// Set while the backend is spoken to as a 2026-07-28 stateless server.
     modern: Option<Arc<Envelope>>,
+    /// The handshake of this session is complete (`initialized` accepted): a `DirectSender`
+    /// may send. False from `initialize` (a new or re-initialized session) and after expiry.
+    open: bool,
 }
 
 /// Headers of the session a message is sent in, snapshotted at `send` time.
@@ -207,6 +212,7 @@ impl HttpUpstream {
             headers,
             timeouts: cfg.timeouts,
             events,
+            direct: std::sync::OnceLock::new(),
             state: Mutex::new(SessionState::default()),
             stop,
             inputs: Mutex::default(),
@@ -264,8 +270,15 @@ impl HttpUpstream {
             if tokio::time::timeout(bound, opened).await.is_err() {
                 debug!(backend = %self.shared.name, ?bound, "No answer to notifications/initialized or the GET stream in time; going on");
             }
+            self.shared.state().open = true;
         }
         Ok(())
+    }
+
+    /// Lets POSTs' JSON answers go straight to `sink`; returns a sender for the owner's parent.
+    pub fn attach_direct(&self, sink: Arc<dyn EventSink>) -> DirectSender {
+        let _ = self.shared.direct.set(sink);
+        DirectSender(Arc::clone(&self.shared))
     }
 
     /// Speaks 2026-07-28 (stateless, `envelope` on every request) from now on, or, with
@@ -312,6 +325,47 @@ impl HttpUpstream {
     }
 }
 
+/// Sends on an HTTP connection without going through its owner (the BackendSession): a POST is
+/// spawned from the caller's task. It takes only what can go out at once.
+#[derive(Clone)]
+pub struct DirectSender(Arc<Shared>);
+
+impl std::fmt::Debug for DirectSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DirectSender").field(&self.0.name).finish()
+    }
+}
+
+impl DirectSender {
+    /// Starts the POST of `msg`, or gives `msg` back when the connection cannot send it now —
+    /// closed, or its session not open (re-initializing, expired): the owner takes it then.
+    #[allow(clippy::result_large_err)] // the message itself is given back, not an error
+    pub fn try_send(&self, msg: Message) -> Result<(), Message> {
+        let shared = &self.0;
+        if shared.events.is_closed() || shared.stop.has_changed().is_err() {
+            return Err(msg);
+        }
+        let session = {
+            let st = shared.state();
+            if let Some(env) = st.modern.clone() {
+                drop(st);
+                shared.send_modern(msg, env);
+                return Ok(());
+            }
+            if !st.open || is_method(&msg, "initialize") || is_method(&msg, methods::INITIALIZED) {
+                return Err(msg);
+            }
+            SessionHeaders {
+                session_id: st.session_id.clone(),
+                protocol_version: st.protocol_version.clone(),
+            }
+        };
+        let task = Arc::clone(shared);
+        drop(shared.spawn(async move { task.post(msg, session, None).await }));
+        Ok(())
+    }
+}
+
 impl Shared {
     fn state(&self) -> MutexGuard<'_, SessionState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -340,6 +394,14 @@ impl Shared {
     /// Hands an event to the owner; false once the owner is gone.
     async fn emit(&self, ev: UpstreamEvent) -> bool {
         self.events.send(ev).await.is_ok()
+    }
+
+    /// Hands an answer over directly when a sink is attached (no channel, no pump wake-up).
+    async fn deliver(&self, ev: UpstreamEvent) -> bool {
+        match self.direct.get() {
+            Some(sink) => sink.deliver(ev),
+            None => self.emit(ev).await,
+        }
     }
 
     /// Base headers of every request: the configured ones plus the session's. Sized up front
@@ -434,7 +496,7 @@ impl Shared {
         match Message::parse(&body) {
             Ok(answer) => {
                 self.observe(&msg, &answer);
-                self.emit(UpstreamEvent::Message {
+                self.deliver(UpstreamEvent::Message {
                     msg: answer,
                     related,
                 })

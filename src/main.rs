@@ -8,6 +8,11 @@ use switchboard::config::{Config, embedded_default};
 use switchboard::gateway::Gateway;
 use switchboard::telemetry;
 
+/// glibc malloc took ~11 % of the gateway's CPU under load, partly waiting on its arena locks
+/// across worker threads (perf, `loadtest/RESULTS.md`); mimalloc's per-thread heaps do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 use crate::catalog::{Catalog, spawn_discovery};
 use crate::config::Config;
 use crate::listener::{self, ListenerState};
-use crate::policy::Pipeline;
+use crate::policy::{Pipeline, Stage};
 use crate::session::{AuditSink, SessionRegistry, Shared};
 use crate::telemetry::Telemetry;
 use crate::telemetry::audit::{AuditDurability, AuditLog};
@@ -41,6 +41,25 @@ impl Gateway {
     /// Like `start`, with a telemetry pipeline built by the caller (the binary builds it first, so
     /// its log subscriber can export the gateway's own `tracing` spans).
     pub async fn start_with(config: Config, telemetry: Arc<Telemetry>) -> anyhow::Result<Gateway> {
+        Self::assemble(config, telemetry, Vec::new()).await
+    }
+
+    /// Like `start`, with policy stages of the embedder's own after the configured ones (a
+    /// control that is not in `policy/registry.rs`, or a test's).
+    pub async fn start_with_stages(
+        config: Config,
+        stages: Vec<Arc<dyn Stage>>,
+    ) -> anyhow::Result<Gateway> {
+        let telemetry =
+            Telemetry::start(&config.telemetry, &config.backends).context("starting telemetry")?;
+        Self::assemble(config, Arc::new(telemetry), stages).await
+    }
+
+    async fn assemble(
+        config: Config,
+        telemetry: Arc<Telemetry>,
+        extra: Vec<Arc<dyn Stage>>,
+    ) -> anyhow::Result<Gateway> {
         let pool =
             UpstreamPool::new(&config.backends).context("building the upstream connection pool")?;
         let catalog = Catalog::new(config.backends.clone());
@@ -65,7 +84,14 @@ impl Gateway {
         let shared = Arc::new(Shared {
             catalog: catalog.clone(),
             pool: pool.clone(),
-            policy: Pipeline::from_config(&config.policy),
+            policy: Pipeline::new(
+                config
+                    .policy
+                    .iter()
+                    .map(|c| c.build())
+                    .chain(extra)
+                    .collect(),
+            ),
             limits: config.sessions.clone(),
             epoch: tokio::time::Instant::now(),
             audit,

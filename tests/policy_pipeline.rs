@@ -180,3 +180,145 @@ fn a_rule_for_an_unknown_backend_is_a_config_error_naming_the_field() {
         "{err}"
     );
 }
+
+mod embedded {
+    //! Stages of an embedder's own (`Gateway::start_with_stages`): one that waits on I/O before
+    //! deciding, refusing with its own HTTP status and `data`, and one that rewrites results.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use switchboard::config::Config;
+    use switchboard::gateway::Gateway;
+    use switchboard::policy::stage::SessionSlot;
+    use switchboard::policy::{Action, CallRequest, CallResponse, Deny, ResultBody, Stage, Step};
+    use tokio::sync::Semaphore;
+
+    use super::gateway::*;
+
+    /// `search` waits for the test to release it, then refuses queries containing "deny".
+    #[derive(Debug)]
+    struct Gate(Arc<Semaphore>);
+
+    impl Stage for Gate {
+        fn name(&self) -> &'static str {
+            "gate"
+        }
+        fn on_request(&self, c: &mut CallRequest<'_>, _s: Option<&mut SessionSlot>) -> Step {
+            if c.action.name != "search" {
+                return Step::Continue;
+            }
+            let deny = c
+                .arguments
+                .as_deref()
+                .is_some_and(|a| a.to_string().contains("deny"));
+            let gate = self.0.clone();
+            Step::Wait(Box::pin(async move {
+                if let Ok(p) = gate.acquire().await {
+                    p.forget();
+                }
+                if deny {
+                    return Err(Deny::forbidden("quota", "the remote quota said no")
+                        .with_code(-32029)
+                        .with_data(json!({"retryAfterMs": 1500}))
+                        .with_http_status(429));
+                }
+                Ok(())
+            }))
+        }
+    }
+
+    /// Redacts the word "Switchboard" in `get_note` results.
+    #[derive(Debug)]
+    struct Redact;
+
+    fn redact(v: &mut Value) {
+        match v {
+            Value::String(s) => *s = s.replace("Switchboard", "[redacted]"),
+            Value::Array(a) => a.iter_mut().for_each(redact),
+            Value::Object(o) => o.values_mut().for_each(redact),
+            _ => {}
+        }
+    }
+
+    impl Stage for Redact {
+        fn name(&self) -> &'static str {
+            "redact"
+        }
+        fn sees_responses(&self) -> bool {
+            true
+        }
+        fn on_response(
+            &self,
+            c: &CallResponse<'_>,
+            r: &mut ResultBody<'_>,
+            _s: Option<&mut SessionSlot>,
+        ) -> Result<(), Deny> {
+            if c.action == Action::new("tools/call", "notes", "get_note")
+                && r.text().contains("Switchboard")
+            {
+                redact(r.value_mut());
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiting_stage_holds_only_its_call_and_refuses_with_its_own_status_and_a_response_stage_rewrites()
+     {
+        let yaml = format!(
+            "listeners: [{{name: t, bind: '127.0.0.1:0'}}]\nbackends:\n{}",
+            fixture_stdio("notes", "notes")
+        );
+        let gate = Arc::new(Semaphore::new(0));
+        let gw = Gateway::start_with_stages(
+            Config::from_yaml(&yaml).unwrap(),
+            vec![
+                Arc::new(Gate(gate.clone())) as Arc<dyn Stage>,
+                Arc::new(Redact),
+            ],
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), gw.ready())
+            .await
+            .unwrap();
+        let c = RawClient::connect(&gw.url()).await;
+
+        // The held call does not hold the session: another call of it is answered meanwhile.
+        let held = {
+            let c = c.clone();
+            tokio::spawn(async move { c.tool(1, "search", json!({"query": "welcome"})).await })
+        };
+        let other = c.tool(2, "list_notes", json!({})).await;
+        assert!(other.get("result").is_some(), "{other}");
+        assert!(!held.is_finished(), "the gated call must still be waiting");
+        gate.add_permits(1);
+        let answered = held.await.unwrap();
+        assert!(result_text(&answered).contains("Welcome"), "{answered}");
+
+        // Refused after the wait: the stage's HTTP status, code and data reach the client.
+        let refusing = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.post(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "search", "arguments": {"query": "please deny"}}}))
+                    .await
+            })
+        };
+        gate.add_permits(1);
+        let r = refusing.await.unwrap();
+        assert_eq!(r.status, 429, "{}", r.body);
+        let body = r.json();
+        assert_eq!(body["error"]["code"], -32029, "{body}");
+        assert_eq!(body["error"]["data"]["retryAfterMs"], 1500, "{body}");
+
+        // The response stage rewrote the result before the client saw it.
+        let note = c.tool(4, "get_note", json!({"id": 1})).await;
+        let text = result_text(&note);
+        assert!(text.contains("[redacted] demo notebook"), "{text}");
+        assert!(!text.contains("Switchboard"), "{text}");
+        gw.shutdown().await;
+    }
+}

@@ -1,6 +1,6 @@
 //! Id maps of one session: gateway→backend requests in flight, and backend→client requests.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;

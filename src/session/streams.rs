@@ -1,7 +1,9 @@
 //! A session's outbound streams: per-request response streams and the GET stream, with SSE event
 //! ids and a bounded replay buffer for `Last-Event-ID` resumption.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -75,7 +77,7 @@ pub struct Streams {
 
 impl Streams {
     pub fn new(replay_capacity: usize) -> Self {
-        let mut streams = HashMap::new();
+        let mut streams = HashMap::default();
         streams.insert(
             GET_STREAM,
             StreamState {

@@ -24,8 +24,9 @@ use serde_json::{Map, Value, json};
 use switchboard::catalog::{Snapshot, View};
 use switchboard::config::{Config, NamingPolicy};
 use switchboard::gateway::Gateway;
+use switchboard::protocol::era2026::{self, Peeked};
 use switchboard::protocol::jsonrpc::encode_result;
-use switchboard::protocol::{Message, RequestId, era2026, methods, sse};
+use switchboard::protocol::{Message, RequestId, methods, sse};
 
 /// A tools/call as an MCP client sends it (prefixed name, arguments, a progress token).
 const TOOLS_CALL: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"lab__echo","arguments":{"text":"hello from the benchmark","count":3,"flags":["a","b"]},"_meta":{"progressToken":"tok-42"}}}"#;
@@ -93,8 +94,8 @@ fn codec(c: &mut Criterion) {
 const PROGRESS: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"tok-42","progress":3,"total":10,"message":"step 3 of 10"}}"#;
 
 /// What `listener/stateless/call.rs` does with each message on a 2026 call's stream: the final
-/// answer gets `resultType` and the serverInfo stamp and the client's id; a notification is
-/// classified and passed on as it is.
+/// answer gets `resultType`, the serverInfo stamp and the client's id spliced into its raw text;
+/// a notification is told apart by its method and passed on as it is.
 fn stateless(c: &mut Criterion) {
     let big = big_response();
     let id = RequestId::Str("client-req-0042".into());
@@ -102,20 +103,18 @@ fn stateless(c: &mut Criterion) {
     let mut g = c.benchmark_group("stateless");
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("final_answer_10k", |b| {
-        b.iter(|| {
-            let Ok(Message::Response(r)) = Message::parse(black_box(&big)) else {
-                unreachable!()
-            };
-            let raw = r.outcome.unwrap();
-            let result = era2026::complete(raw.get(), black_box(&info), None).unwrap();
-            encode_result(black_box(&id), &result)
+        b.iter(|| match era2026::peek(black_box(&big)) {
+            Peeked::Result(raw) => {
+                era2026::encode_complete(black_box(&id), raw.get(), black_box(&info), None).unwrap()
+            }
+            other => panic!("{other:?}"),
         })
     });
     g.throughput(Throughput::Bytes(PROGRESS.len() as u64));
     g.bench_function("classify_progress", |b| {
-        b.iter(|| match Message::parse(black_box(PROGRESS)) {
-            Ok(Message::Notification(n)) => n.method == methods::PROGRESS,
-            _ => false,
+        b.iter(|| {
+            matches!(era2026::peek(black_box(PROGRESS)),
+                Peeked::Notification(m) if m == methods::PROGRESS)
         })
     });
     g.finish();

@@ -24,8 +24,9 @@ use serde_json::{Map, Value, json};
 use switchboard::catalog::{Snapshot, View};
 use switchboard::config::{Config, NamingPolicy};
 use switchboard::gateway::Gateway;
+use switchboard::protocol::era2026::{self, Peeked};
 use switchboard::protocol::jsonrpc::encode_result;
-use switchboard::protocol::{Message, RequestId, sse};
+use switchboard::protocol::{Message, RequestId, methods, sse};
 
 /// A tools/call as an MCP client sends it (prefixed name, arguments, a progress token).
 const TOOLS_CALL: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"lab__echo","arguments":{"text":"hello from the benchmark","count":3,"flags":["a","b"]},"_meta":{"progressToken":"tok-42"}}}"#;
@@ -85,6 +86,36 @@ fn codec(c: &mut Criterion) {
     let json = encode_result(&id, raw);
     g.bench_function("sse_encode_message_10k", |b| {
         b.iter(|| sse::encode_message(Some(black_box("17-3")), black_box(&json)))
+    });
+    g.finish();
+}
+
+/// A progress notification as a backend sends it during a call.
+const PROGRESS: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"tok-42","progress":3,"total":10,"message":"step 3 of 10"}}"#;
+
+/// What `listener/stateless/call.rs` does with each message on a 2026 call's stream: the final
+/// answer gets `resultType`, the serverInfo stamp and the client's id spliced into its raw text;
+/// a notification is told apart by its method and passed on as it is.
+fn stateless(c: &mut Criterion) {
+    let big = big_response();
+    let id = RequestId::Str("client-req-0042".into());
+    let info = json!({"name": "switchboard", "version": "0.1.0"});
+    let mut g = c.benchmark_group("stateless");
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("final_answer_10k", |b| {
+        b.iter(|| match era2026::peek(black_box(&big)) {
+            Peeked::Result(raw) => {
+                era2026::encode_complete(black_box(&id), raw.get(), black_box(&info), None).unwrap()
+            }
+            other => panic!("{other:?}"),
+        })
+    });
+    g.throughput(Throughput::Bytes(PROGRESS.len() as u64));
+    g.bench_function("classify_progress", |b| {
+        b.iter(|| {
+            matches!(era2026::peek(black_box(PROGRESS)),
+                Peeked::Notification(m) if m == methods::PROGRESS)
+        })
     });
     g.finish();
 }
@@ -328,6 +359,6 @@ fn end_to_end(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = codec, catalog, end_to_end
+    targets = codec, stateless, catalog, end_to_end
 }
 criterion_main!(benches);

@@ -186,11 +186,12 @@ async fn request(
             let view = scope.view(&st.shared.catalog);
             let result =
                 session::answer_locally(&st.shared, &view, &principal, &req).and_then(|raw| {
-                    era2026::complete(&String::from_utf8_lossy(&raw), &info, Some(LIST_CACHE))
+                    let raw = String::from_utf8_lossy(&raw);
+                    era2026::encode_complete(&req.id, &raw, &info, Some(LIST_CACHE))
                 });
             span(&req, result.as_ref().map(|_| ()));
             match result {
-                Ok(b) => reply::json(StatusCode::OK, encode_result(&req.id, &b)),
+                Ok(b) => reply::json(StatusCode::OK, b),
                 Err(e) => error(req.id, e),
             }
         }

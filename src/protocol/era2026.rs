@@ -3,12 +3,15 @@
 //! See docs/mcp-2026-07-28.md for the spec passages behind each rule.
 
 use base64::Engine;
-use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::jsonrpc::codes;
 use super::{Era, ErrorObject, ProtocolVersion, Request};
+
+mod result;
+
+pub use result::{Cache, Peeked, complete, encode_complete, input_required, peek};
 
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -333,70 +336,6 @@ pub fn strip_for_backend(req: &mut Request) {
             p.remove("_meta");
         }
     }
-}
-
-/// How a list or discover result may be cached by the client.
-#[derive(Clone, Copy, Debug)]
-pub struct Cache {
-    pub ttl_ms: u64,
-    /// `false` → `"private"`: the answer may depend on who asks (policy-filtered lists).
-    pub public: bool,
-}
-
-/// Turns a result object into a 2026 `complete` result: `resultType`, the serverInfo stamp, and
-/// for cacheable results `ttlMs`/`cacheScope`. Fields the result already has are kept.
-pub fn complete(
-    raw: &str,
-    server_info: &Value,
-    cache: Option<Cache>,
-) -> Result<Bytes, ErrorObject> {
-    let mut m: Map<String, Value> = serde_json::from_str(raw).map_err(|_| {
-        ErrorObject::new(
-            codes::INTERNAL_ERROR,
-            "the backend's result is not a JSON object",
-        )
-    })?;
-    m.entry("resultType")
-        .or_insert_with(|| Value::String("complete".into()));
-    if let Some(c) = cache {
-        m.entry("ttlMs").or_insert_with(|| json!(c.ttl_ms));
-        m.entry("cacheScope")
-            .or_insert_with(|| json!(if c.public { "public" } else { "private" }));
-    }
-    stamp(&mut m, server_info);
-    Ok(to_bytes(&m))
-}
-
-fn stamp(m: &mut Map<String, Value>, server_info: &Value) {
-    let meta = m
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(meta) = meta {
-        meta.entry(META_SERVER_INFO)
-            .or_insert_with(|| server_info.clone());
-    }
-}
-
-/// An `input_required` result.
-pub fn input_required(
-    input_requests: &Map<String, Value>,
-    state: &str,
-    server_info: &Value,
-) -> Bytes {
-    let mut m = Map::new();
-    m.insert("resultType".into(), json!("input_required"));
-    m.insert(
-        "inputRequests".into(),
-        Value::Object(input_requests.clone()),
-    );
-    m.insert(REQUEST_STATE.into(), json!(state));
-    stamp(&mut m, server_info);
-    to_bytes(&m)
-}
-
-fn to_bytes(m: &Map<String, Value>) -> Bytes {
-    // Serializing a JSON map cannot fail.
-    Bytes::from(serde_json::to_vec(m).unwrap_or_default())
 }
 
 /// Parses raw JSON into a boxed raw value (for building responses around it).

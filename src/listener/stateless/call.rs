@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::{error, modern_error, sse_response};
 use crate::listener::{ListenerState, reply};
 use crate::policy::Principal;
-use crate::protocol::era2026::{self, Envelope};
+use crate::protocol::era2026::{self, Envelope, Peeked};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::{ErrorObject, Message, Request, RequestId, methods};
 use crate::session::{
@@ -74,31 +74,37 @@ impl Call {
                     "the gateway session ended before the backend answered",
                 ));
             };
-            match Message::parse(&o.json) {
-                Ok(Message::Response(r)) => {
-                    return match r.outcome {
-                        Ok(raw) => match era2026::complete(raw.get(), &self.info, None) {
-                            Ok(b) => {
-                                self.settled = true;
-                                Step::Final(encode_result(&self.client_id, &b), StatusCode::OK)
-                            }
-                            Err(e) => self.final_error(e),
-                        },
-                        Err(e) => self.final_error(modern_error(e)),
+            // Only the envelope is read: the result stays raw text and is spliced, and a
+            // notification is passed on as it came. A server→client request is parsed in full:
+            // its params become the client's `inputRequests`.
+            match era2026::peek(&o.json) {
+                Peeked::Result(raw) => {
+                    return match era2026::encode_complete(
+                        &self.client_id,
+                        raw.get(),
+                        &self.info,
+                        None,
+                    ) {
+                        Ok(b) => {
+                            self.settled = true;
+                            Step::Final(b, StatusCode::OK)
+                        }
+                        Err(e) => self.final_error(e),
                     };
                 }
-                Ok(Message::Notification(n))
-                    if n.method == methods::PROGRESS || n.method == methods::MESSAGE =>
-                {
+                Peeked::Error(e) => return self.final_error(modern_error(e)),
+                Peeked::Notification(m) if m == methods::PROGRESS || m == methods::MESSAGE => {
                     return Step::Interim(o.json);
                 }
-                Ok(Message::Request(r)) => {
-                    if let Some(step) = self.ask(r) {
+                Peeked::Request => {
+                    if let Ok(Message::Request(r)) = Message::parse(&o.json)
+                        && let Some(step) = self.ask(r)
+                    {
                         return step;
                     }
                 }
                 // Cancellations of server→client requests and the like mean nothing here.
-                _ => {}
+                Peeked::Notification(_) | Peeked::Other => {}
             }
         }
     }

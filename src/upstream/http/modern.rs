@@ -19,14 +19,17 @@ use super::{
 };
 use crate::protocol::era2026::{
     self, HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, INPUT_RESPONSES,
-    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO,
-    REQUEST_STATE,
+    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, REQUEST_STATE,
 };
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{
     ErrorObject, Message, ProtocolVersion, Request, RequestId, Response, methods, sse,
 };
 use crate::upstream::{UpstreamError, UpstreamEvent};
+
+mod legacy;
+
+use legacy::{Answer, legacy_error, read_result};
 
 /// Most MRTR rounds one call may take before the gateway gives up.
 const MAX_ROUNDS: usize = 16;
@@ -130,30 +133,28 @@ impl Shared {
                 }
                 Err(e) => return self.fail(req, e).await,
             };
-            let outcome = match answer.outcome {
-                Err(e) => Err(legacy_error(&req.method, e)),
-                Ok(raw) => match serde_json::from_str::<Map<String, Value>>(raw.get()) {
-                    Ok(m) => Ok(m),
-                    Err(_) => {
-                        // Not an object: hand it on untouched.
-                        let _ = self
-                            .emit(UpstreamEvent::Message {
-                                msg: Response::ok_raw(id.clone(), raw).into_message(),
-                                related: Some(id),
-                            })
-                            .await;
-                        return;
-                    }
-                },
+            let raw = match answer.outcome {
+                Err(e) => {
+                    return self
+                        .answer(Response::error(id, legacy_error(&req.method, e)))
+                        .await;
+                }
+                Ok(raw) => raw,
             };
-            let result = match outcome {
-                Err(e) => return self.answer(Response::error(id, e)).await,
-                Ok(m) => m,
+            let result = match read_result(&req.method, raw.get()) {
+                Answer::Complete(legacy) => return self.answer(Response::ok_raw(id, legacy)).await,
+                Answer::Opaque => {
+                    // Not an object: hand it on untouched.
+                    let _ = self
+                        .emit(UpstreamEvent::Message {
+                            msg: Response::ok_raw(id.clone(), raw).into_message(),
+                            related: Some(id),
+                        })
+                        .await;
+                    return;
+                }
+                Answer::InputRequired(m) => m,
             };
-            if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
-                let result = to_legacy(&req.method, result);
-                return self.answer(Response::ok(id, &Value::Object(result))).await;
-            }
             match self.ask_client(&id, &result).await {
                 Ok(responses) => {
                     let p = req.params.get_or_insert_with(Map::new);
@@ -378,71 +379,9 @@ fn header_value(v: &str) -> String {
     }
 }
 
-/// A complete 2026 result in the 2025 shape the session layer speaks: no `resultType`,
-/// `ttlMs`, `cacheScope` or serverInfo stamp (the 2026 client path adds its own). The stamp of
-/// `server/discover` is the server's identity: it becomes the result's `serverInfo`.
-pub(crate) fn to_legacy(method: &str, mut m: Map<String, Value>) -> Map<String, Value> {
-    if method == "server/discover"
-        && let Some(info) = m
-            .get("_meta")
-            .and_then(|meta| meta.get(META_SERVER_INFO))
-            .cloned()
-    {
-        m.entry("serverInfo").or_insert(info);
-    }
-    m.remove("resultType");
-    m.remove("ttlMs");
-    m.remove("cacheScope");
-    let empty = match m.get_mut("_meta") {
-        Some(Value::Object(meta)) => {
-            meta.remove(META_SERVER_INFO);
-            meta.is_empty()
-        }
-        _ => false,
-    };
-    if empty {
-        m.remove("_meta");
-    }
-    m
-}
-
-/// A 2026 error as the session layer (2025) understands it: a missing resource is `-32602`
-/// in 2026 and `-32002` in 2025.
-pub(crate) fn legacy_error(method: &str, mut e: ErrorObject) -> ErrorObject {
-    if method == "resources/read"
-        && e.code == codes::INVALID_PARAMS
-        && e.message.to_ascii_lowercase().contains("not found")
-    {
-        e.code = codes::RESOURCE_NOT_FOUND;
-    }
-    e
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn results_lose_the_2026_envelope() {
-        let m = json!({"resultType":"complete","ttlMs":0,"cacheScope":"private","tools":[],
-            "_meta":{"io.modelcontextprotocol/serverInfo":{"name":"x"}}});
-        let Value::Object(m) = m else { unreachable!() };
-        assert_eq!(
-            Value::Object(to_legacy("tools/list", m)),
-            json!({"tools": []})
-        );
-    }
-
-    #[test]
-    fn missing_resources_keep_their_meaning() {
-        let e = ErrorObject::new(codes::INVALID_PARAMS, "Resource not found: x");
-        assert_eq!(
-            legacy_error("resources/read", e.clone()).code,
-            codes::RESOURCE_NOT_FOUND
-        );
-        assert_eq!(legacy_error("tools/call", e).code, codes::INVALID_PARAMS);
-    }
 
     #[test]
     fn unsafe_header_values_are_base64() {

@@ -220,7 +220,7 @@ mod embedded {
                 }
                 if deny {
                     return Err(Deny::forbidden("quota", "the remote quota said no")
-                        .with_code(-32029)
+                        .with_code(-32003)
                         .with_data(json!({"retryAfterMs": 1500}))
                         .with_http_status(429));
                 }
@@ -311,8 +311,39 @@ mod embedded {
         let r = refusing.await.unwrap();
         assert_eq!(r.status, 429, "{}", r.body);
         let body = r.json();
-        assert_eq!(body["error"]["code"], -32029, "{body}");
+        assert_eq!(body["error"]["code"], -32003, "{body}");
         assert_eq!(body["error"]["data"]["retryAfterMs"], 1500, "{body}");
+
+        // The same refusal reaches a 2026-07-28 (stateless) client with the same HTTP status.
+        let modern = {
+            let c = RawClient::new(&gw.url());
+            tokio::spawn(async move {
+                let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+                    "name": "search", "arguments": {"query": "deny me too"},
+                    "_meta": {
+                        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                        "io.modelcontextprotocol/clientCapabilities": {},
+                        "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "1"}}}});
+                let b = c
+                    .bare_post()
+                    .header("accept", "application/json, text/event-stream")
+                    .header("content-type", "application/json")
+                    .header("mcp-protocol-version", "2026-07-28")
+                    .header("mcp-method", "tools/call")
+                    .header("mcp-name", "search")
+                    .body(body.to_string());
+                c.send(b).await
+            })
+        };
+        gate.add_permits(1);
+        let r = modern.await.unwrap();
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(
+            r.json()["error"]["data"]["retryAfterMs"],
+            1500,
+            "{}",
+            r.body
+        );
 
         // The response stage rewrote the result before the client saw it.
         let note = c.tool(4, "get_note", json!({"id": 1})).await;

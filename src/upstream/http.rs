@@ -1,7 +1,7 @@
 //! Streamable HTTP client transport to one backend: one POST per message, JSON or SSE answers,
 //! the GET stream. This module is the connection's face (`HttpUpstream`, `DirectSender`); the
-//! parts below it depend only downwards: `wire` ← `client` ← `shared` ← `stream` ← `post` ←
-//! `modern`.
+//! modules below it import only each other, downwards: `client` ← `wire` ← `shared` ←
+//! `stream` ← `post` ← `modern`.
 
 mod client;
 mod modern;
@@ -12,13 +12,11 @@ mod wire;
 
 pub(crate) use client::build_client;
 pub use client::{Client, Connector};
-pub use modern::Envelope;
-pub(crate) use wire::MAX_MESSAGE_BYTES;
+pub use shared::Envelope;
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
@@ -29,19 +27,6 @@ use crate::protocol::{Message, methods};
 use client::{describe, header_map, parse_url};
 use shared::{SessionHeaders, SessionState, Shared};
 use wire::{PROTOCOL_VERSION, SESSION_ID, is_method};
-// What `modern` and `stream` reach through `super::` (they predate the split).
-#[allow(unused_imports)]
-use wire::{JSON, LAST_EVENT_ID, POST_ACCEPT, SSE_ACCEPT, is_media, next_chunk, read_body};
-
-/// The W3C trace headers of a forwarded request, copied from its `params._meta` (where the session
-/// wrote the context the backend continues).
-pub(super) fn trace_headers(r: &crate::protocol::Request, headers: &mut HeaderMap) {
-    for (name, value) in crate::telemetry::context::headers_from_meta(r.params.as_ref()) {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    }
-}
 
 /// A Streamable HTTP connection: the backend session id and protocol version, plus background
 /// tasks (in-flight POSTs, the GET stream) that end when this value is dropped or closed.

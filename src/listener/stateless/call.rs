@@ -92,7 +92,16 @@ impl Call {
                         Err(e) => self.final_error(e),
                     };
                 }
-                Peeked::Error(e) => return self.final_error(modern_error(e)),
+                Peeked::Error(e) => {
+                    let mut step = self.final_error(modern_error(e));
+                    // A policy stage's own HTTP status (e.g. 429) wins over the code's mapping.
+                    if let (Step::Final(_, status), Some(asked)) = (&mut step, o.status)
+                        && let Ok(asked) = StatusCode::from_u16(asked)
+                    {
+                        *status = asked;
+                    }
+                    return step;
+                }
                 Peeked::Notification(m) if m == methods::PROGRESS || m == methods::MESSAGE => {
                     return Step::Interim(o.json);
                 }

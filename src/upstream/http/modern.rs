@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::{
-    JSON, MAX_MESSAGE_BYTES, POST_ACCEPT, SessionHeaders, Shared, describe, is_media, next_chunk,
-};
+use super::client::describe;
+use super::shared::{Envelope, SessionHeaders, Shared};
+use super::wire::{JSON, MAX_MESSAGE_BYTES, POST_ACCEPT, is_media, next_chunk, read_body};
 use crate::protocol::era2026::{
     self, HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, INPUT_RESPONSES,
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, REQUEST_STATE,
@@ -35,13 +35,6 @@ use legacy::{Answer, legacy_error, read_result};
 const MAX_ROUNDS: usize = 16;
 /// How long the gateway waits for the client to answer one round's input requests.
 const INPUT_WAIT: Duration = Duration::from_secs(300);
-
-/// What the gateway declares, per request, to a stateless backend.
-#[derive(Clone, Debug)]
-pub struct Envelope {
-    pub capabilities: Map<String, Value>,
-    pub client_info: Value,
-}
 
 impl Shared {
     /// Sends one message to a stateless backend. Requests run in the background (with their
@@ -257,7 +250,7 @@ impl Shared {
     ) -> Result<Option<Response>, UpstreamError> {
         let mut headers = self.request_headers(&SessionHeaders::default(), POST_ACCEPT);
         headers.insert(CONTENT_TYPE, JSON);
-        super::trace_headers(req, &mut headers);
+        super::post::trace_headers(req, &mut headers);
         headers.insert(
             HeaderName::from_static(HEADER_PROTOCOL_VERSION),
             HeaderValue::from_static(ProtocolVersion::V2026_07_28.as_str()),
@@ -289,7 +282,7 @@ impl Shared {
         if !json || !(status.is_success() || status.is_client_error()) {
             return Err(UpstreamError::Status(status.as_u16()));
         }
-        let body = super::read_body(resp).await?;
+        let body = read_body(resp).await?;
         match Message::parse(&body) {
             Ok(Message::Response(r)) => Ok(Some(r)),
             _ if status == StatusCode::OK => Err(UpstreamError::Protocol(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -13,13 +13,22 @@ use tracing::{debug, warn};
 
 use super::shared::{SessionHeaders, SessionState, Shared};
 use super::stream::{self, Cursor};
-use super::trace_headers;
 use super::wire::{
     JSON, LAST_EVENT_ID, POST_ACCEPT, SESSION_ID, SSE_ACCEPT, is_media, is_method, read_body,
     request_id,
 };
 use crate::protocol::{Message, methods};
 use crate::upstream::{AbortOnDrop, UpstreamError, UpstreamEvent};
+
+/// The W3C trace headers of a forwarded request, copied from its `params._meta` (where the session
+/// wrote the context the backend continues).
+pub(super) fn trace_headers(r: &crate::protocol::Request, headers: &mut HeaderMap) {
+    for (name, value) in crate::telemetry::context::headers_from_meta(r.params.as_ref()) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+}
 
 /// How many times a POST's SSE stream that ended early is resumed with `Last-Event-ID`.
 const MAX_RESUMES: u32 = 5;

@@ -8,11 +8,11 @@ use bytes::Bytes;
 use http::header::{ACCEPT, HeaderMap, HeaderValue};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, warn};
 
 use super::client::{Client, describe, timed_out};
-use super::modern::Envelope;
 use super::wire::{PROTOCOL_VERSION, SESSION_ID};
 use crate::config::Timeouts;
 use crate::protocol::{Message, RequestId};
@@ -159,4 +159,11 @@ impl Shared {
             UpstreamError::Io(describe(&e))
         }
     }
+}
+
+/// What the gateway declares, per request, to a stateless backend.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub capabilities: Map<String, Value>,
+    pub client_info: Value,
 }

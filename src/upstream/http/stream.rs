@@ -9,10 +9,9 @@ use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::{debug, warn};
 
-use super::{
-    LAST_EVENT_ID, MAX_MESSAGE_BYTES, SSE_ACCEPT, SessionHeaders, Shared, describe, is_media,
-    next_chunk,
-};
+use super::client::describe;
+use super::shared::{SessionHeaders, Shared};
+use super::wire::{LAST_EVENT_ID, MAX_MESSAGE_BYTES, SSE_ACCEPT, is_media, next_chunk};
 use crate::protocol::{Message, RequestId, sse};
 use crate::upstream::{UpstreamError, UpstreamEvent};
 

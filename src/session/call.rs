@@ -12,9 +12,8 @@ use tracing::{debug, error, info, warn};
 use super::actor::SessionState;
 use super::audit::outcome_of_result;
 use super::local;
-use super::msg::{BackendMsg, Paused, SessionMsg};
+use super::msg::{BackendMsg, Paused, Routed, SessionMsg};
 use super::pending::InFlight;
-use crate::catalog::Route;
 use crate::policy::{Action, CallRequest, CallResponse, Deny, Outcome, ResultBody, edited_bytes};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::methods::{self, Route as MethodRoute};
@@ -70,8 +69,14 @@ impl SessionState {
                 let view = self.scope.view(&self.shared.catalog);
                 match view.route(&req, || self.shared.backend_names()) {
                     Ok(route) => {
-                        self.decide(myself, req, stream, permit, call, route, 0)
-                            .await
+                        let routed = Routed {
+                            req,
+                            stream,
+                            permit,
+                            call,
+                            route,
+                        };
+                        self.decide(myself, routed, 0).await
                     }
                     Err(e) => {
                         tel.metrics.denied(Denial::UnknownTarget);
@@ -84,26 +89,16 @@ impl SessionState {
 
     /// Runs the request stages from `from` on; forwards, refuses, or parks the call while a stage
     /// waits on I/O (the only case with a task hop).
-    #[allow(clippy::too_many_arguments)]
-    async fn decide(
-        &mut self,
-        myself: &ActorRef<SessionMsg>,
-        mut req: Request,
-        stream: u64,
-        permit: OwnedSemaphorePermit,
-        mut call: CallEvent,
-        route: Route,
-        from: usize,
-    ) {
+    async fn decide(&mut self, myself: &ActorRef<SessionMsg>, mut r: Routed, from: usize) {
         let outcome = {
             let backend = self
                 .shared
                 .catalog
                 .backends()
-                .get(route.backend)
+                .get(r.route.backend)
                 .map_or("?", |b| b.name.as_str());
-            let action = Action::new(&req.method, backend, &route.original);
-            let arguments = req.params.as_mut().and_then(|p| p.get_mut("arguments"));
+            let action = Action::new(&r.req.method, backend, &r.route.original);
+            let arguments = r.req.params.as_mut().and_then(|p| p.get_mut("arguments"));
             let mut c = CallRequest {
                 principal: &self.principal,
                 session_id: &self.id,
@@ -112,24 +107,17 @@ impl SessionState {
             };
             let pipeline = &self.shared.policy;
             if from == 0 {
-                pipeline.request(&mut c, &mut self.slots, &mut call.decision)
+                pipeline.request(&mut c, &mut self.slots, &mut r.call.decision)
             } else {
-                pipeline.resume(&mut c, &mut self.slots, &mut call.decision, from)
+                pipeline.resume(&mut c, &mut self.slots, &mut r.call.decision, from)
             }
         };
         match outcome {
-            Outcome::Allow => self.forward(myself, req, stream, permit, call, route).await,
-            Outcome::Deny(d) => self.deny(call, stream, req.id, &d, permit),
+            Outcome::Allow => self.forward(myself, r).await,
+            Outcome::Deny(d) => self.deny(r, &d),
             Outcome::Wait { stage, pending } => {
                 let me = myself.clone();
-                let paused = Paused {
-                    req,
-                    stream,
-                    permit,
-                    call,
-                    route,
-                    stage,
-                };
+                let paused = Paused { routed: r, stage };
                 tokio::spawn(async move {
                     let decided = pending.await;
                     // A session that ended meanwhile drops the call with its stream.
@@ -146,48 +134,40 @@ impl SessionState {
         p: Paused,
         decided: Result<(), Deny>,
     ) {
-        let Paused {
-            req,
-            stream,
-            permit,
-            mut call,
-            route,
-            stage,
-        } = p;
+        let Paused { mut routed, stage } = p;
         match decided {
-            Ok(()) => {
-                self.decide(myself, req, stream, permit, call, route, stage + 1)
-                    .await
-            }
+            Ok(()) => self.decide(myself, routed, stage + 1).await,
             Err(d) => {
-                self.shared.policy.deny(stage, &d, &mut call.decision);
-                self.deny(call, stream, req.id, &d, permit);
+                self.shared
+                    .policy
+                    .deny(stage, &d, &mut routed.call.decision);
+                self.deny(routed, &d);
             }
         }
     }
 
-    fn deny(
-        &mut self,
-        call: CallEvent,
-        stream: u64,
-        id: RequestId,
-        d: &Deny,
-        permit: OwnedSemaphorePermit,
-    ) {
+    fn deny(&mut self, r: Routed, d: &Deny) {
         self.shared.telemetry.metrics.denied(Denial::Policy);
-        self.refuse(call, stream, id, &d.to_error(), d.http_status, Some(permit));
+        let e = d.to_error();
+        self.refuse(
+            r.call,
+            r.stream,
+            r.req.id,
+            &e,
+            d.http_status,
+            Some(r.permit),
+        );
     }
 
     /// Sends an allowed call to its backend child.
-    async fn forward(
-        &mut self,
-        myself: &ActorRef<SessionMsg>,
-        mut req: Request,
-        stream: u64,
-        permit: OwnedSemaphorePermit,
-        mut call: CallEvent,
-        mut route: Route,
-    ) {
+    async fn forward(&mut self, myself: &ActorRef<SessionMsg>, r: Routed) {
+        let Routed {
+            mut req,
+            stream,
+            permit,
+            mut call,
+            mut route,
+        } = r;
         let tel = self.shared.telemetry.clone();
         self.reap_if_dead(myself, route.backend).await;
         let timeout = self.shared.catalog.backends()[route.backend]

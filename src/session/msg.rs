@@ -66,13 +66,19 @@ pub enum SessionMsg {
     },
 }
 
-/// A routed call waiting for a policy stage's I/O.
-pub struct Paused {
+/// A client request routed to a backend, on its way through the pipeline: everything the
+/// session needs to forward it, refuse it, or park it.
+pub(super) struct Routed {
     pub(super) req: Request,
     pub(super) stream: u64,
     pub(super) permit: OwnedSemaphorePermit,
     pub(super) call: CallEvent,
     pub(super) route: Route,
+}
+
+/// A routed call waiting for a policy stage's I/O.
+pub struct Paused {
+    pub(super) routed: Routed,
     /// The stage that waited.
     pub(super) stage: usize,
 }

@@ -14,17 +14,6 @@ use gateway::*;
 use peers::Sdk;
 use serde_json::Value;
 
-fn stdio_peer(name: &str, cmd: &peers::PeerCommand) -> String {
-    let args: Vec<String> = cmd.args.iter().map(|a| format!("'{a}'")).collect();
-    let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}: '{v}'")).collect();
-    format!(
-        "  - name: {name}\n    transport: stdio\n    command: '{}'\n    args: [{}]\n    env: {{{}}}\n",
-        cmd.program.display(),
-        args.join(", "),
-        env.join(", ")
-    )
-}
-
 struct Fleet {
     gw: TestGateway,
     _lab: HttpFixture,
@@ -36,11 +25,9 @@ async fn fleet() -> Fleet {
     let lab = HttpFixture::start("lab").await;
     let gw = TestGateway::start(
         &[
-            stdio_peer("everything", &peers::server_everything_stdio_command()),
-            stdio_peer(
-                "memory",
-                &peers::server_memory_stdio_command(&dir.path().join("memory.jsonl")),
-            ),
+            peers::server_everything_stdio_command().stdio_backend("everything"),
+            peers::server_memory_stdio_command(&dir.path().join("memory.jsonl"))
+                .stdio_backend("memory"),
             http_backend("lab", &lab.url),
             fixture_stdio("notes", "notes"),
         ],

@@ -12,18 +12,6 @@ use gateway::*;
 use peers::Sdk;
 use serde_json::json;
 
-fn everything_stdio() -> String {
-    let cmd = peers::server_everything_stdio_command();
-    let args: Vec<String> = cmd.args.iter().map(|a| format!("'{a}'")).collect();
-    let env: Vec<String> = cmd.env.iter().map(|(k, v)| format!("{k}: '{v}'")).collect();
-    format!(
-        "  - name: everything\n    transport: stdio\n    command: '{}'\n    args: [{}]\n    env: {{{}}}\n",
-        cmd.program.display(),
-        args.join(", "),
-        env.join(", ")
-    )
-}
-
 const ACCESS_LIST: &str = "policy:
   - stage: access-list
     rules:
@@ -36,7 +24,10 @@ const ACCESS_LIST: &str = "policy:
 #[tokio::test]
 async fn an_access_list_hides_and_refuses_the_same_tools_for_every_sdk_and_era() {
     let gw = TestGateway::start(
-        &[everything_stdio(), fixture_stdio("notes", "notes")],
+        &[
+            peers::server_everything_stdio_command().stdio_backend("everything"),
+            fixture_stdio("notes", "notes"),
+        ],
         ACCESS_LIST,
     )
     .await;

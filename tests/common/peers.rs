@@ -289,6 +289,22 @@ pub(crate) struct PeerCommand {
 }
 
 impl PeerCommand {
+    /// A `backends:` entry that runs it as the stdio backend `name`.
+    pub(crate) fn stdio_backend(&self, name: &str) -> String {
+        let args: Vec<String> = self.args.iter().map(|a| format!("'{a}'")).collect();
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}: '{v}'"))
+            .collect();
+        format!(
+            "  - name: {name}\n    transport: stdio\n    command: '{}'\n    args: [{}]\n    env: {{{}}}\n",
+            self.program.display(),
+            args.join(", "),
+            env.join(", ")
+        )
+    }
+
     /// A `std::process::Command` for it (stdio not configured).
     pub(crate) fn std_command(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.program);

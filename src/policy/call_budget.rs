@@ -78,7 +78,6 @@ impl Stage for CallBudget {
                 )
                 .with_code(codes::LIMIT_EXCEEDED)
                 .with_data(json!({
-                    "rule": "call-budget:max_calls",
                     "limit": self.max,
                     "retryable": false,
                 })),

@@ -91,8 +91,8 @@ impl Pipeline {
             };
             match step {
                 Step::Continue => {}
-                Step::Deny(d) => {
-                    self.deny(i, &d, record);
+                Step::Deny(mut d) => {
+                    self.deny(i, &mut d, record);
                     return Outcome::Deny(d);
                 }
                 Step::Wait(pending) => return Outcome::Wait { stage: i, pending },
@@ -102,11 +102,21 @@ impl Pipeline {
         Outcome::Allow
     }
 
-    /// Writes a refusal by stage `stage` into the record (also for a waiting stage's answer).
-    pub fn deny(&self, stage: usize, d: &Deny, record: &mut DecisionRecord) {
+    /// Qualifies a refusal by stage `stage` (`data.rule` = `<stage>:<rule>`, the same name the
+    /// record, span and audit line carry) and writes it into the record (also for a waiting
+    /// stage's answer).
+    pub fn deny(&self, stage: usize, d: &mut Deny, record: &mut DecisionRecord) {
         let name = self.stages.get(stage).map_or("?", |s| s.name());
+        let rule = format!("{name}:{}", d.rule);
+        match &mut d.data {
+            Some(Value::Object(o)) => {
+                o.insert("rule".into(), Value::String(rule.clone()));
+            }
+            Some(_) => {}
+            None => d.data = Some(serde_json::json!({ "rule": rule })),
+        }
         record.decision = Some("deny");
-        record.deny_rule = Some(format!("{name}:{}", d.rule));
+        record.deny_rule = Some(rule);
         record.deny_reason = Some(d.message.clone());
     }
 
@@ -128,10 +138,10 @@ impl Pipeline {
             if !stage.sees_responses() {
                 continue;
             }
-            if let Err(d) =
+            if let Err(mut d) =
                 stage.on_response(call, result, slots.0.get_mut(i).and_then(Option::as_mut))
             {
-                self.deny(i, &d, record);
+                self.deny(i, &mut d, record);
                 return Err(d);
             }
         }

@@ -22,18 +22,19 @@ pub struct Deny {
     pub rule: Cow<'static, str>,
     pub code: i64,
     pub message: String,
+    /// Extra facts for the client (`retryAfterMs`, a limit); an object gets `rule` added.
     pub data: Option<Value>,
     /// `None`: the answer is a JSON-RPC error inside an HTTP 200, as for any call.
     pub http_status: Option<u16>,
 }
 
 impl Deny {
-    /// The usual refusal: -32006, "Denied by policy: …", `data.rule`.
+    /// The usual refusal: -32006, "Denied by policy: …". The pipeline adds `data.rule`
+    /// (`<stage>:<rule>`) to every refusal.
     pub fn forbidden(rule: impl Into<Cow<'static, str>>, reason: impl fmt::Display) -> Self {
-        let rule = rule.into();
         Deny {
-            data: Some(serde_json::json!({ "rule": rule })),
-            rule,
+            data: None,
+            rule: rule.into(),
             code: codes::FORBIDDEN,
             message: format!("Denied by policy: {reason}"),
             http_status: None,

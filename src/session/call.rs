@@ -137,10 +137,10 @@ impl SessionState {
         let Paused { mut routed, stage } = p;
         match decided {
             Ok(()) => self.decide(myself, routed, stage + 1).await,
-            Err(d) => {
+            Err(mut d) => {
                 self.shared
                     .policy
-                    .deny(stage, &d, &mut routed.call.decision);
+                    .deny(stage, &mut d, &mut routed.call.decision);
                 self.deny(routed, &d);
             }
         }

@@ -137,7 +137,7 @@ fn a_denying_stage_stops_the_pipeline_and_the_record_says_who_and_why() {
         panic!("expected a denial")
     };
     assert_eq!(d.code, crate::protocol::jsonrpc::codes::FORBIDDEN);
-    assert_eq!(d.to_error().data, Some(json!({"rule": "rm"})));
+    assert_eq!(d.to_error().data, Some(json!({"rule": "deny-tool:rm"})));
     assert_eq!(rec.decision, Some("deny"));
     assert_eq!(rec.deny_rule.as_deref(), Some("deny-tool:rm"));
     assert_eq!(rec.principal.as_deref(), Some("ana"));
@@ -212,9 +212,14 @@ async fn a_waiting_stage_resumes_at_the_next_stage() {
     let Outcome::Wait { stage, pending } = out else {
         panic!("expected a wait")
     };
-    let d = pending.await.expect_err("denied after I/O");
-    p.deny(stage, &d, &mut rec);
+    let mut d = pending.await.expect_err("denied after I/O");
+    p.deny(stage, &mut d, &mut rec);
     assert_eq!(rec.deny_rule.as_deref(), Some("remote:remote"));
+    assert_eq!(
+        d.data,
+        Some(json!({"rule": "remote:remote"})),
+        "the client sees the same name"
+    );
 }
 
 #[test]

@@ -141,10 +141,13 @@ impl Actor for SessionActor {
                 origin,
             } => {
                 st.streams.open(stream, tx);
-                st.on_client_request(&myself, req, stream, permit, *origin)
-                    .await;
+                // Boxed, like every deep path below: an actor's task holds its handler's future
+                // inline, so its largest await state is paid by every idle session.
+                Box::pin(st.on_client_request(&myself, req, stream, permit, *origin)).await;
             }
-            SessionMsg::Resume(paused, decided) => st.resume(&myself, *paused, decided).await,
+            SessionMsg::Resume(paused, decided) => {
+                Box::pin(st.resume(&myself, *paused, decided)).await
+            }
             SessionMsg::Client(msg, origin) => {
                 if let (crate::protocol::Message::Notification(n), Some(origin)) = (&msg, origin) {
                     let tel = &st.shared.telemetry;
@@ -226,7 +229,7 @@ impl Actor for SessionActor {
         let Some(backend) = st.child_ids.remove(&cell.get_id()) else {
             return Ok(());
         };
-        st.on_child_gone(&myself, backend, &reason).await;
+        Box::pin(st.on_child_gone(&myself, backend, &reason)).await;
         Ok(())
     }
 }
@@ -347,7 +350,15 @@ impl SessionState {
             attempt,
             log_level: self.log_level.clone(),
         };
-        match Actor::spawn_linked(None, BackendSession, args, myself.get_cell()).await {
+        // Boxed: this rare future is large, and inline it would size every session's actor task.
+        match Box::pin(Actor::spawn_linked(
+            None,
+            BackendSession,
+            args,
+            myself.get_cell(),
+        ))
+        .await
+        {
             Ok((child, _)) => {
                 self.child_ids.insert(child.get_id(), backend);
                 self.children[backend] = Some(child);

@@ -67,14 +67,6 @@ async fn modern(c: &RawClient, id: i64, method: &str, mut params: Value) -> Repl
     .await
 }
 
-fn final_message(r: &Reply) -> Value {
-    if r.content_type().starts_with("text/event-stream") {
-        r.events().last().expect("an event").1.clone()
-    } else {
-        r.json()
-    }
-}
-
 #[tokio::test]
 async fn python_sdk_in_2026_mode_lists_calls_two_backends_and_answers_elicitation() {
     let (gw, _lab) = fleet().await;
@@ -254,7 +246,7 @@ async fn discover_and_lists_carry_the_2026_result_envelope() {
         json!({"name": "echo", "arguments": {"text": "virtual"}}),
     )
     .await;
-    let m = final_message(&call);
+    let m = call.final_message();
     assert_eq!(result_text(&m), "virtual", "{m}");
     assert_eq!(m["result"]["resultType"], "complete");
     gw.stop().await;
@@ -317,7 +309,7 @@ async fn the_validation_ladder_answers_with_the_documented_errors() {
         ],
     )
     .await;
-    assert_eq!(result_text(&final_message(&r)), "x", "{}", r.body);
+    assert_eq!(result_text(&r.final_message()), "x", "{}", r.body);
 
     // Unsupported version: -32022 listing what is served.
     let mut old = meta();
@@ -411,7 +403,7 @@ async fn mrtr_retry_is_routed_to_the_pending_backend_request_once() {
 
     let first = modern(&c, 1, "tools/call", args.clone()).await;
     assert_eq!(first.status, 200, "{}", first.body);
-    let r = final_message(&first)["result"].clone();
+    let r = first.final_message()["result"].clone();
     assert_eq!(r["resultType"], "input_required", "{r}");
     let (key, ask) = r["inputRequests"]
         .as_object()
@@ -433,7 +425,7 @@ async fn mrtr_retry_is_routed_to_the_pending_backend_request_once() {
     forged["requestState"] = json!("00".repeat(16));
     forged["inputResponses"] = json!({ &key: {"action": "accept", "content": {"answer": "x"}} });
     let r = modern(&c, 2, "tools/call", forged).await;
-    let e = final_message(&r)["error"].clone();
+    let e = r.final_message()["error"].clone();
     assert_eq!(e["code"], -32602, "{}", r.body);
 
     // The real retry (new id) completes the original backend call.
@@ -441,14 +433,14 @@ async fn mrtr_retry_is_routed_to_the_pending_backend_request_once() {
     retry["requestState"] = json!(state);
     retry["inputResponses"] = json!({ &key: {"action": "accept", "content": {"answer": "teal"}} });
     let r = modern(&c, 3, "tools/call", retry.clone()).await;
-    let m = final_message(&r);
+    let m = r.final_message();
     assert_eq!(m["id"], 3, "{m}");
     assert_eq!(m["result"]["resultType"], "complete", "{m}");
     assert!(result_text(&m).contains("teal"), "{m}");
 
     // requestState is single use.
     let r = modern(&c, 4, "tools/call", retry).await;
-    assert_eq!(final_message(&r)["error"]["code"], -32602, "{}", r.body);
+    assert_eq!(r.final_message()["error"]["code"], -32602, "{}", r.body);
 
     // A client that did not declare elicitation is not asked: the backend gets an error.
     let mut params = args.clone();
@@ -464,7 +456,7 @@ async fn mrtr_retry_is_routed_to_the_pending_backend_request_once() {
         ],
     )
     .await;
-    let m = final_message(&r);
+    let m = r.final_message();
     assert_ne!(m["result"]["resultType"], "input_required", "{m}");
     gw.stop().await;
 }

@@ -10,18 +10,10 @@ mod gateway;
 mod peers;
 
 use gateway::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const V: &str = "2026-07-28";
 const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
-
-fn final_message(r: &Reply) -> Value {
-    if r.content_type().starts_with("text/event-stream") {
-        r.events().last().expect("an event").1.clone()
-    } else {
-        r.json()
-    }
-}
 
 #[tokio::test]
 async fn a_2026_backends_result_carries_the_gateways_envelope_or_none() {
@@ -48,7 +40,7 @@ async fn a_2026_backends_result_carries_the_gateways_envelope_or_none() {
         );
     let r = modern.send(b).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let m = final_message(&r);
+    let m = r.final_message();
     assert_eq!(m["id"], "m-1", "{m}");
     assert_eq!(result_text(&m), "Echo: shape", "{m}");
     let result = &m["result"];
@@ -61,7 +53,7 @@ async fn a_2026_backends_result_carries_the_gateways_envelope_or_none() {
         .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let m = final_message(&r);
+    let m = r.final_message();
     assert_eq!(result_text(&m), "Echo: shape", "{m}");
     let result = &m["result"];
     for k in ["resultType", "ttlMs", "cacheScope"] {

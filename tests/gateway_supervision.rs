@@ -11,7 +11,7 @@ mod upstream_peers;
 use std::time::Duration;
 
 use gateway::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Polls `probe` until it returns `want` or `within` passes; returns the last value seen.
 async fn settle<F, Fut>(within: Duration, want: u64, mut probe: F) -> u64
@@ -27,17 +27,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn backend_sessions(base: &str) -> u64 {
-    let body = reqwest::get(format!("{base}/test/sessions"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    v["count"].as_u64().unwrap()
 }
 
 async fn gauge(base: &str, backend: &str) -> u64 {
@@ -59,7 +48,6 @@ async fn gauge(base: &str, backend: &str) -> u64 {
 async fn an_http_backend_session_ended_any_way_is_deleted_and_counted_once() {
     let peer = upstream_peers::strict_http(true).await;
     let gw = TestGateway::start(&[http_backend("strict", &peer.url())], "").await;
-    let base = peer.base();
     let client = RawClient::connect(&gw.url).await;
     let echo = |id: i64| {
         let c = client.clone();
@@ -76,7 +64,7 @@ async fn an_http_backend_session_ended_any_way_is_deleted_and_counted_once() {
     };
     echo(1).await;
     // Discovery's connection and this session's.
-    let sessions_before = backend_sessions(&base).await;
+    let sessions_before = peer.live_sessions().await;
     assert_eq!(sessions_before, 2);
     let gauge_before = gauge(&gw.base, "strict").await;
     assert_eq!(gauge_before, 1);
@@ -101,7 +89,7 @@ async fn an_http_backend_session_ended_any_way_is_deleted_and_counted_once() {
         echo(10 + round).await;
         assert_eq!(
             settle(Duration::from_secs(10), sessions_before, || {
-                backend_sessions(&base)
+                peer.live_sessions()
             })
             .await,
             sessions_before,
@@ -140,7 +128,7 @@ async fn an_http_backend_session_ended_any_way_is_deleted_and_counted_once() {
         .unwrap();
     assert!(del.status().is_success());
     assert_eq!(
-        settle(Duration::from_secs(10), 1, || backend_sessions(&base)).await,
+        settle(Duration::from_secs(10), 1, || peer.live_sessions()).await,
         1
     );
     assert_eq!(

@@ -236,19 +236,13 @@ async fn http_json_responses_are_related_and_close_deletes_the_session() {
     assert_eq!(text, "Echo: json");
     assert_eq!(related, num(2));
 
-    let sessions = || async {
-        let body = reqwest::get(format!("{}/test/sessions", peer.base()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        v["count"].as_u64().unwrap()
-    };
-    assert_eq!(sessions().await, 1);
+    assert_eq!(peer.live_sessions().await, 1);
     up.close().await;
-    assert_eq!(sessions().await, 0, "close() DELETEs the backend session");
+    assert_eq!(
+        peer.live_sessions().await,
+        0,
+        "close() DELETEs the backend session"
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ mod shared;
 mod stream;
 mod wire;
 
-pub(crate) use client::build_client;
 pub use client::{Client, Connector};
+pub(crate) use client::{build_client, header_map};
 pub use shared::Envelope;
 
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ use tracing::debug;
 use super::{EventSink, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, TransportConfig};
 use crate::protocol::{Message, methods};
-use client::{describe, header_map, parse_url};
+use client::{describe, parse_url};
 use shared::{SessionHeaders, SessionState, Shared};
 use wire::{PROTOCOL_VERSION, SESSION_ID, is_method};
 

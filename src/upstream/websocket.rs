@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message as Frame, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -65,14 +65,8 @@ impl WsUpstream {
             .as_str()
             .into_client_request()
             .map_err(|e| UpstreamError::Connect(format!("backend url is invalid: {e}")))?;
-        for (k, v) in headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| UpstreamError::Connect(format!("header name `{k}` is invalid")))?;
-            let mut value = HeaderValue::from_str(v.expose())
-                .map_err(|_| UpstreamError::Connect(format!("value of header `{k}` is invalid")))?;
-            value.set_sensitive(true);
-            req.headers_mut().insert(name, value);
-        }
+        // The same validation (and secrets marked sensitive) as the HTTP transport's.
+        req.headers_mut().extend(super::http::header_map(headers)?);
         req.headers_mut()
             .insert("sec-websocket-protocol", HeaderValue::from_static("mcp"));
         let config = WebSocketConfig::default()

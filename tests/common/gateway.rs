@@ -146,6 +146,15 @@ impl Reply {
     }
 
     /// SSE events as (id, data JSON or Null for empty data).
+    /// The last JSON-RPC message: the whole body, or an SSE stream's last event.
+    pub(crate) fn final_message(&self) -> Value {
+        if self.content_type().starts_with("text/event-stream") {
+            self.events().last().expect("an event").1.clone()
+        } else {
+            self.json()
+        }
+    }
+
     pub(crate) fn events(&self) -> Vec<(Option<String>, Value)> {
         parse_sse(&self.body)
     }

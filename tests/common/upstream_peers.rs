@@ -113,6 +113,18 @@ impl HttpPeer {
     pub(crate) fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// The strict front's live backend sessions (`GET /test/sessions`).
+    pub(crate) async fn live_sessions(&self) -> u64 {
+        let body = reqwest::get(format!("{}/test/sessions", self.base()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["count"].as_u64().unwrap()
+    }
 }
 
 /// Starts `node --require loopback.cjs <args>` with `PORT` and waits for its "listening" line.

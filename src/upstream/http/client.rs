@@ -89,7 +89,7 @@ pub(crate) fn build_client(t: &Timeouts) -> Result<Client, UpstreamError> {
 }
 
 /// Validated configured headers, their values marked sensitive so `Debug` hides them.
-pub(super) fn header_map(
+pub(crate) fn header_map(
     headers: &std::collections::BTreeMap<String, crate::config::Secret>,
 ) -> Result<HeaderMap, UpstreamError> {
     let mut map = HeaderMap::with_capacity(headers.len());

@@ -504,7 +504,7 @@ async fn principals_get_their_own_sessions_and_cannot_redeem_each_others_request
     let who = |s: &str| {
         Arc::new(Principal {
             subject: Some(s.into()),
-            roles: vec![],
+            ..Default::default()
         })
     };
     let (alice, bob) = (who("alice"), who("bob"));

@@ -23,7 +23,7 @@ pub const PARK_TTL: Duration = Duration::from_secs(300);
 /// Parked calls per principal and scope (each holds a backend request open).
 pub(super) const MAX_PARKED: usize = 256;
 
-/// The principal's key in the registry. No authentication yet: everyone is `anonymous`.
+/// The principal's key in the registry: its subject (`anonymous` on an unauthenticated listener).
 pub(super) fn principal_key(p: &Principal) -> Arc<str> {
     p.subject.clone().unwrap_or_else(|| Arc::from(p.key()))
 }

@@ -106,6 +106,7 @@ fn ana() -> Principal {
     Principal {
         subject: Some("ana".into()),
         roles: vec!["dev".into()],
+        ..Default::default()
     }
 }
 

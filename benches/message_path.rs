@@ -310,7 +310,7 @@ fn end_to_end(c: &mut Criterion) {
         .build()
         .unwrap();
     let yaml = format!(
-        "listeners: [{{name: bench, bind: '127.0.0.1:0', naming: prefix}}]\n\
+        "listeners: [{{name: bench, bind: '127.0.0.1:0', naming: prefix, auth: {{mode: none}}}}]\n\
          sessions: {{max_in_flight: 256}}\n\
          backends:\n  - {{name: lab, transport: streamable-http, url: '{}'}}\n",
         fixture.url

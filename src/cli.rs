@@ -27,6 +27,11 @@ pub enum Command {
     },
     /// Validate a configuration file and print what it defines.
     CheckConfig { file: PathBuf },
+    /// Service-account API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Check or follow an audit log.
     Audit {
         #[command(subcommand)]
@@ -39,6 +44,23 @@ pub enum Command {
         /// Serve Streamable HTTP on this address instead of stdio.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Make a new API key: prints the key once (hand it to the service account) and the line for
+    /// the listener's `auth.api_keys` (only the key's hash is ever configured).
+    New {
+        /// The service account's name (its principal is `apikey:<name>`).
+        #[arg(long)]
+        name: String,
+        /// A role the key grants (repeat for several).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// How long the key is valid (e.g. `90d`, `12h`); without it the key never expires.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
     },
 }
 

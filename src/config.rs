@@ -1,5 +1,6 @@
 //! Configuration: the YAML file parsed into raw serde structs, then validated into a typed `Config`.
 
+mod auth;
 mod raw;
 mod telemetry;
 mod validate;
@@ -9,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use auth::{
+    ApiKeyConfig, AuthConfig, ClaimsConfig, IssuerConfig, KeySource, OAuthConfig, api_key_hash,
+};
 pub use validate::{ConfigError, FieldError};
 
 /// Validated gateway configuration.
@@ -115,6 +119,8 @@ pub struct ListenerConfig {
     pub virtual_servers: bool,
     /// Upper bound on HTTP requests being served at once (open SSE streams count); over it: 503.
     pub max_concurrent_requests: usize,
+    /// Who may call (`auth:`): bearer tokens and API keys, or nobody checked (loopback only).
+    pub auth: AuthConfig,
 }
 
 /// Per-session limits and timers.

@@ -114,6 +114,16 @@ impl Gateway {
                 .with_context(|| format!("binding listener {:?} to {}", lc.name, lc.bind))?;
             let addr = tcp.local_addr()?;
             let state = ListenerState::new(lc.clone(), shared.clone(), registry.clone());
+            match state.auth.oauth() {
+                None => {
+                    warn!(listener = %lc.name, %addr, "Authentication is off on this listener (auth: mode none): every caller is anonymous")
+                }
+                Some(_) => {
+                    // The issuers' keys, fetched now rather than by the first caller.
+                    let st = state.clone();
+                    tokio::spawn(async move { st.auth.prefetch().await });
+                }
+            }
             let _ = state.local.set(crate::telemetry::call::Local::of(addr));
             state.bound.store(true, Ordering::Release);
             let app = listener::router(state).into_make_service_with_connect_info::<SocketAddr>();

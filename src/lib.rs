@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod identity;
 pub mod listener;
 pub mod policy;
 pub mod protocol;

@@ -38,6 +38,8 @@ pub struct ListenerState {
     pub bound: AtomicBool,
     /// The bound address (`server.address`/`server.port` of spans).
     pub local: std::sync::OnceLock<crate::telemetry::call::Local>,
+    /// Who may call (the listener's `auth:`).
+    pub auth: crate::identity::Authenticator,
     requests: Arc<Semaphore>,
 }
 
@@ -49,7 +51,9 @@ impl ListenerState {
     ) -> Arc<Self> {
         let hosts = HostPolicy::new(&cfg);
         let requests = Arc::new(Semaphore::new(cfg.max_concurrent_requests));
+        let auth = crate::identity::Authenticator::new(&cfg.auth, &shared.backend_names());
         Arc::new(ListenerState {
+            auth,
             cfg,
             shared,
             registry,
@@ -79,6 +83,18 @@ pub fn router(state: Arc<ListenerState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(authn::metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(authn::metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/servers/{backend}/mcp",
+            get(authn::metadata_virtual),
+        )
         .merge(guarded)
         .fallback(|| async {
             reply::plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp")
@@ -114,6 +130,12 @@ async fn guard(State(st): State<Arc<ListenerState>>, mut req: Request, next: Nex
             "the gateway is at its concurrent request limit; retry shortly",
         );
     };
+    // Every MCP entry point authenticates here: the handlers read the principal from the request.
+    let principal = match authn::authenticate(&st, req.headers(), req.uri().path()).await {
+        Ok(p) => p,
+        Err(refusal) => return refusal,
+    };
+    req.extensions_mut().insert(principal);
     let resp = next.run(req).await;
     // The body owns the permit, so an open SSE stream counts until it ends.
     resp.map(|body| {

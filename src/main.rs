@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchboard::cli::{Cli, Command};
+use switchboard::cli::{ApikeyCommand, Cli, Command};
 use switchboard::config::{Config, embedded_default};
 use switchboard::gateway::Gateway;
 use switchboard::telemetry;
@@ -32,6 +32,14 @@ fn main() -> ExitCode {
         }) {
             Command::Serve { config, bind } => serve(config, bind).await,
             Command::CheckConfig { file } => check_config(&file),
+            Command::Apikey {
+                command:
+                    ApikeyCommand::New {
+                        name,
+                        roles,
+                        expires,
+                    },
+            } => apikey_new(&name, &roles, expires),
             Command::Audit { command } => switchboard::telemetry::audit::cmd::run(command).await,
             Command::DemoBackend { fixture, http } => demo_backend(&fixture, http).await,
         }
@@ -56,6 +64,12 @@ async fn serve(
         None => embedded_default()?,
     };
     if let (Some(b), Some(l)) = (bind, config.listeners.first_mut()) {
+        if matches!(l.auth, switchboard::config::AuthConfig::None) && !b.ip().is_loopback() {
+            anyhow::bail!(
+                "--bind {b}: listener {:?} has no authentication (auth: mode none), which is allowed only on a loopback address; configure auth: mode oauth in a config file",
+                l.name
+            );
+        }
         l.bind = b;
     }
     let tel = std::sync::Arc::new(telemetry::Telemetry::start(
@@ -103,6 +117,21 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             "  listener {} on {} (naming: {:?})",
             l.name, l.bind, l.naming
         );
+        match &l.auth {
+            switchboard::config::AuthConfig::None => {
+                println!("    auth: none (anonymous callers; loopback only)")
+            }
+            switchboard::config::AuthConfig::OAuth(o) => {
+                let issuers: Vec<&str> = o.issuers.iter().map(|i| i.issuer.as_str()).collect();
+                println!(
+                    "    auth: oauth for resource {} (issuers: [{}]; API keys: {}; required scopes: [{}])",
+                    o.resource,
+                    issuers.join(", "),
+                    o.api_keys.len(),
+                    o.required_scopes.join(" ")
+                );
+            }
+        }
     }
     for b in &c.backends {
         println!("  backend {} via {}", b.name, b.transport.kind());
@@ -115,6 +144,37 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             a.max_file_bytes
         );
     }
+    Ok(())
+}
+
+/// `switchboard apikey new`: the key on stdout's first line, its config entry after it.
+fn apikey_new(
+    name: &str,
+    roles: &[String],
+    expires: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '"') {
+        anyhow::bail!("--name must be non-empty, without spaces or quotes");
+    }
+    let (key, hash) = switchboard::identity::apikey::generate();
+    println!("{key}");
+    eprintln!(
+        "# The key above is shown once: give it to the service account. Add this to the listener's auth.api_keys:"
+    );
+    let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}")).collect();
+    let mut line = format!(
+        "- {{ name: {name:?}, hash: \"{hash}\", roles: [{}]",
+        roles.join(", ")
+    );
+    if let Some(d) = expires {
+        let at = std::time::SystemTime::now() + d;
+        line.push_str(&format!(
+            ", expires: \"{}\"",
+            humantime::format_rfc3339_seconds(at)
+        ));
+    }
+    line.push_str(" }");
+    println!("{line}");
     Ok(())
 }
 

@@ -14,7 +14,7 @@ pub mod stage;
 pub use action::{Action, Kind};
 pub use decision::DecisionRecord;
 pub use pipeline::{Outcome, Pipeline, SessionSlots, edited_bytes};
-pub use principal::Principal;
+pub use principal::{Principal, Via};
 pub use registry::StageConfig;
 pub use stage::{CallRequest, CallResponse, Deny, ResultBody, Stage, Step};
 

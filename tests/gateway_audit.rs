@@ -94,7 +94,7 @@ async fn in_fsync_mode_every_answered_call_survives_sigkill() {
     let log = dir.path().join("audit.jsonl");
     let lab = HttpFixture::start("lab").await;
     let yaml = format!(
-        "listeners: [{{bind: '127.0.0.1:0'}}]\naudit: {{path: '{}', durability: fsync}}\nbackends:\n{}",
+        "listeners: [{{bind: '127.0.0.1:0', auth: {{mode: none}}}}]\naudit: {{path: '{}', durability: fsync}}\nbackends:\n{}",
         log.display(),
         http_backend("lab", &lab.url)
     );

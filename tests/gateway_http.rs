@@ -558,7 +558,9 @@ async fn client_cancellation_reaches_the_backend_and_the_session_carries_on() {
 async fn health_and_readiness_probes_answer_without_leaking_anything() {
     // A backend that never completes its handshake keeps the gateway not-ready...
     let silent = "  - name: silent\n    transport: stdio\n    command: sleep\n    args: ['3600']\n    timeouts: {connect: 60s}\n".to_string();
-    let yaml = format!("listeners: [{{name: t, bind: '127.0.0.1:0'}}]\nbackends:\n{silent}");
+    let yaml = format!(
+        "listeners: [{{name: t, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\nbackends:\n{silent}"
+    );
     let gw = switchboard::gateway::Gateway::start(
         switchboard::config::Config::from_yaml(&yaml).unwrap(),
     )

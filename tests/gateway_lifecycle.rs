@@ -57,7 +57,7 @@ async fn sigterm_finishes_the_in_flight_call_refuses_newcomers_and_leaves_no_orp
         switchboard_bin().display()
     );
     let yaml = format!(
-        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\nshutdown_grace: 5s\nbackends:\n{notes}{}",
+        "listeners: [{{name: test, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\nshutdown_grace: 5s\nbackends:\n{notes}{}",
         fixture_stdio("lab", "lab"),
     );
     let (mut gw, _dir) = GatewayProcess::start(&yaml).await;
@@ -128,7 +128,7 @@ async fn sigterm_finishes_the_in_flight_call_refuses_newcomers_and_leaves_no_orp
 async fn sigterm_cuts_a_call_that_outlives_the_grace_period_ends_open_streams_and_exits_cleanly() {
     let grace = Duration::from_secs(2);
     let yaml = format!(
-        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\nshutdown_grace: 2s\nbackends:\n{}",
+        "listeners: [{{name: test, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\nshutdown_grace: 2s\nbackends:\n{}",
         fixture_stdio("lab", "lab"),
     );
     let (mut gw, _dir) = GatewayProcess::start(&yaml).await;

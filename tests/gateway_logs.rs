@@ -10,7 +10,7 @@ use gateway::*;
 #[tokio::test]
 async fn logs_written_to_a_pipe_carry_no_colour_codes() {
     let yaml = format!(
-        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\nbackends:\n{}",
+        "listeners: [{{name: test, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\nbackends:\n{}",
         fixture_stdio("notes", "notes"),
     );
     // The helper pipes the binary's stdout and stderr (where the logs go).

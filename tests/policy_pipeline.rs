@@ -259,7 +259,7 @@ mod embedded {
     async fn a_waiting_stage_holds_only_its_call_and_refuses_with_its_own_status_and_a_response_stage_rewrites()
      {
         let yaml = format!(
-            "listeners: [{{name: t, bind: '127.0.0.1:0'}}]\nbackends:\n{}",
+            "listeners: [{{name: t, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\nbackends:\n{}",
             fixture_stdio("notes", "notes")
         );
         let gate = Arc::new(Semaphore::new(0));

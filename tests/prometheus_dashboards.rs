@@ -129,7 +129,7 @@ async fn every_dashboard_query_has_data_from_a_real_gateway() {
     };
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
-        "listeners: [{{name: test, bind: '127.0.0.1:0'}}]\n\
+        "listeners: [{{name: test, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\n\
          audit: {{path: '{}', durability: fsync}}\n\
          backends:\n{}{}",
         dir.path().join("audit.jsonl").display(),

@@ -305,7 +305,7 @@ async fn the_binary_exports_backend_connects_and_drains_spans_on_sigterm() {
     let r = OtlpReceiver::start(Protocol::Grpc).await;
     // An export interval that never elapses during the test: only shutdown's flush exports.
     let yaml = format!(
-        "listeners: [{{name: t, bind: '127.0.0.1:0'}}]\ntelemetry:\n  service_name: sb-test\n  otlp: {{endpoint: '{}', protocol: grpc}}\n  traces: {{interval: 1h}}\nbackends:\n{}",
+        "listeners: [{{name: t, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\ntelemetry:\n  service_name: sb-test\n  otlp: {{endpoint: '{}', protocol: grpc}}\n  traces: {{interval: 1h}}\nbackends:\n{}",
         r.endpoint(),
         fixture_stdio("lab", "lab")
     );

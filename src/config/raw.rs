@@ -102,6 +102,7 @@ pub(super) struct RawListener {
     pub(super) max_body_bytes: Option<u64>,
     pub(super) virtual_servers: Option<bool>,
     pub(super) max_concurrent_requests: Option<u64>,
+    pub(super) auth: Option<super::auth::RawAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]

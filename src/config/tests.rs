@@ -84,8 +84,6 @@ fn durations_and_limits_parse() {
     assert_eq!(c.backends[0].transport.kind(), "websocket");
 }
 
-const ONE_BACKEND: &str = "backends: [{name: a, transport: stdio, command: x}]\n";
-
 #[test]
 fn audit_is_off_by_default_and_parses_with_defaults() {
     let c = load(ONE_BACKEND, &[]).unwrap();
@@ -154,4 +152,81 @@ fn audit_errors_name_the_field() {
         fields("audit: {path: a, max_file_bytes: 10}\n"),
         ["audit.max_file_bytes"]
     );
+}
+
+const ONE_BACKEND: &str = "backends: [{name: a, transport: stdio, command: x}]\n";
+
+fn auth_problems(listener: &str) -> Vec<String> {
+    problems(&format!("listeners: [{listener}]\n{ONE_BACKEND}"))
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn a_listener_says_how_it_authenticates_and_is_open_only_on_loopback() {
+    let p = auth_problems("{bind: '127.0.0.1:1'}");
+    assert!(p[0].starts_with("listeners[0].auth: is required"), "{p:?}");
+    let p = auth_problems("{bind: '0.0.0.0:1', auth: {mode: none}}");
+    assert!(
+        p[0].contains("listeners[0].auth.mode: `none` is allowed only on a loopback bind"),
+        "{p:?}"
+    );
+    let p = auth_problems("{bind: '127.0.0.1:1', auth: {mode: oauth}}");
+    assert!(
+        p[0].contains("needs at least one entry in `issuers` or `api_keys`"),
+        "{p:?}"
+    );
+    let p = auth_problems(
+        "{bind: '0.0.0.0:1', auth: {mode: oauth, issuers: [{issuer: 'https://idp', jwks_url: 'https://idp/jwks', hs256_secret: x, algorithms: [none]}], api_keys: [{name: k, hash: 'md5:1'}]}}",
+    );
+    assert!(
+        p.iter()
+            .any(|e| e.contains("issuers[0]: set exactly one of")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|e| e.contains("api_keys[0].hash: expected sha256:")),
+        "{p:?}"
+    );
+    let p = auth_problems(
+        "{bind: '0.0.0.0:1', auth: {mode: oauth, issuers: [{issuer: 'https://idp', jwks_url: 'https://idp/jwks', algorithms: [HS256]}]}}",
+    );
+    assert!(
+        p[0].contains("issuers[0].algorithms[0]: expected one of RS256"),
+        "{p:?}"
+    );
+    // A dev secret must be long, and it never appears in the error.
+    let p = auth_problems(
+        "{bind: '0.0.0.0:1', auth: {mode: oauth, issuers: [{issuer: 'https://idp', hs256_secret: shortsecretvalue}]}}",
+    );
+    assert!(
+        p[0].contains("hs256_secret: must be at least 32 bytes"),
+        "{p:?}"
+    );
+    assert!(!p.iter().any(|e| e.contains("shortsecretvalue")), "{p:?}");
+}
+
+#[test]
+fn an_oauth_listener_defaults_its_resource_audience_and_claims() {
+    let c = load(
+        &format!(
+            "listeners: [{{bind: '0.0.0.0:8443', auth: {{mode: oauth, required_scopes: [mcp], issuers: [{{issuer: 'https://idp.example', discovery: true}}], api_keys: [{{name: ci, hash: 'sha256:{}', roles: [reader], expires: '2027-06-01T00:00:00Z'}}]}}}}]\n{ONE_BACKEND}",
+            "ab".repeat(32)
+        ),
+        &[],
+    )
+    .unwrap();
+    let AuthConfig::OAuth(o) = &c.listeners[0].auth else {
+        panic!("expected oauth")
+    };
+    assert_eq!(o.resource, "http://0.0.0.0:8443/mcp");
+    assert_eq!(o.authorization_servers, ["https://idp.example"]);
+    assert_eq!(o.scopes_supported, ["mcp"]);
+    assert_eq!(o.claims.subject, "sub");
+    assert_eq!(o.issuers[0].algorithms, ["RS256", "ES256", "EdDSA"]);
+    assert!(matches!(o.issuers[0].keys, KeySource::Discovery));
+    assert_eq!(o.api_keys[0].roles, ["reader"]);
+    assert!(o.api_keys[0].expires.is_some());
 }

@@ -97,7 +97,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
     }
     let mut names = HashSet::new();
     for (i, l) in raw.listeners.into_iter().enumerate() {
-        if let Some(l) = listener(l, &format!("listeners[{i}]"), &mut errs) {
+        if let Some(l) = listener(l, &format!("listeners[{i}]"), env, &mut errs) {
             if !names.insert(l.name.clone()) {
                 errs.push(
                     format!("listeners[{i}].name"),
@@ -237,10 +237,12 @@ fn default_listener() -> ListenerConfig {
         max_body_bytes: DEFAULT_MAX_BODY as usize,
         virtual_servers: true,
         max_concurrent_requests: 4096,
+        // The implicit listener (no `listeners:` at all) binds loopback only: open, with a warning at start.
+        auth: super::AuthConfig::None,
     }
 }
 
-fn listener(l: RawListener, at: &str, errs: &mut Errors) -> Option<ListenerConfig> {
+fn listener(l: RawListener, at: &str, env: &Env, errs: &mut Errors) -> Option<ListenerConfig> {
     let d = default_listener();
     let name = l.name.unwrap_or_else(|| d.name.clone());
     let bind = match l.bind.as_deref() {
@@ -275,6 +277,7 @@ fn listener(l: RawListener, at: &str, errs: &mut Errors) -> Option<ListenerConfi
             );
         }
     }
+    let auth = super::auth::validate(l.auth, bind, at, env, errs);
     let max_body = l.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
     if max_body < 1024 {
         errs.push(format!("{at}.max_body_bytes"), "must be at least 1024");
@@ -297,6 +300,7 @@ fn listener(l: RawListener, at: &str, errs: &mut Errors) -> Option<ListenerConfi
             &format!("{at}.max_concurrent_requests"),
             errs,
         ),
+        auth,
     })
 }
 

@@ -106,7 +106,7 @@ mod tests {
 
     fn policy(bind: &str, hosts: &[&str], origins: &[&str]) -> HostPolicy {
         let yaml = format!(
-            "listeners: [{{bind: '{bind}', allowed_hosts: [{}], allowed_origins: [{}]}}]\nbackends: [{{name: a, transport: stdio, command: x}}]",
+            "listeners: [{{bind: '{bind}', allowed_hosts: [{}], allowed_origins: [{}], auth: {{mode: oauth, api_keys: [{{name: k, hash: 'sha256:{zeros}'}}]}}}}]\nbackends: [{{name: a, transport: stdio, command: x}}]",
             hosts
                 .iter()
                 .map(|h| format!("'{h}'"))
@@ -117,6 +117,7 @@ mod tests {
                 .map(|h| format!("'{h}'"))
                 .collect::<Vec<_>>()
                 .join(","),
+            zeros = "0".repeat(64),
         );
         let cfg = crate::config::Config::from_yaml(&yaml).unwrap();
         HostPolicy::new(&cfg.listeners[0])

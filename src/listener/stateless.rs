@@ -8,6 +8,7 @@
 mod call;
 mod listen;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Response;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::reply::{self, SESSION_HEADER};
 use super::{ListenerState, handshake};
+use crate::policy::Principal;
 use crate::protocol::era2026::{self, Cache, Headers};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::{ErrorObject, Message, ProtocolVersion, Request, RequestId, methods, sse};
@@ -74,6 +76,7 @@ pub(super) fn refuse_non_post(h: &HeaderMap) -> Option<Response> {
 pub(super) async fn handle(
     st: &ListenerState,
     scope: Scope,
+    who: &Arc<Principal>,
     h: &HeaderMap,
     msg: Message,
     origin: Origin,
@@ -88,7 +91,7 @@ pub(super) async fn handle(
                  request with inputResponses",
             ),
         ),
-        Message::Request(req) => request(st, scope, h, req, origin).await,
+        Message::Request(req) => request(st, scope, who, h, req, origin).await,
     }
 }
 
@@ -125,6 +128,7 @@ fn modern_error(mut e: ErrorObject) -> ErrorObject {
 async fn request(
     st: &ListenerState,
     scope: Scope,
+    who: &Arc<Principal>,
     h: &HeaderMap,
     req: Request,
     origin: Origin,
@@ -169,7 +173,7 @@ async fn request(
     }
     let info = handshake::server_info(st, scope);
     // Everything below — lists, the gateway-held session, parked MRTR calls — is keyed by it.
-    let principal = super::authn::principal(h);
+    let principal = who.clone();
     match req.method.as_str() {
         methods::SERVER_DISCOVER => {
             span(&req, Ok(()));

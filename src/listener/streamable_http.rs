@@ -14,6 +14,7 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::reply::{self, SESSION_HEADER};
 use super::{ListenerState, handshake, sse_body, stateless};
+use crate::policy::Principal;
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{Message, ProtocolVersion, Request, methods};
 use crate::session::streams::event_id;
@@ -25,54 +26,66 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 pub(super) async fn post(
     State(st): State<Arc<ListenerState>>,
     Extension(origin): Extension<Origin>,
+    Extension(who): Extension<Arc<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let scope = Scope::Merged(st.cfg.naming);
-    handle_post(&st, scope, &headers, body, origin).await
+    handle_post(&st, scope, &who, &headers, body, origin).await
 }
 
-pub(super) async fn get(State(st): State<Arc<ListenerState>>, headers: HeaderMap) -> Response {
+pub(super) async fn get(
+    State(st): State<Arc<ListenerState>>,
+    Extension(who): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+) -> Response {
     let scope = Scope::Merged(st.cfg.naming);
-    handle_get(&st, scope, &headers).await
+    handle_get(&st, scope, &who, &headers).await
 }
 
-pub(super) async fn delete(State(st): State<Arc<ListenerState>>, headers: HeaderMap) -> Response {
+pub(super) async fn delete(
+    State(st): State<Arc<ListenerState>>,
+    Extension(who): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+) -> Response {
     let scope = Scope::Merged(st.cfg.naming);
-    handle_delete(&st, scope, &headers)
+    handle_delete(&st, scope, &who, &headers)
 }
 
 pub(super) async fn post_virtual(
     State(st): State<Arc<ListenerState>>,
     Extension(origin): Extension<Origin>,
+    Extension(who): Extension<Arc<Principal>>,
     Path(backend): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     match virtual_scope(&st, &backend) {
-        Ok(scope) => handle_post(&st, scope, &headers, body, origin).await,
+        Ok(scope) => handle_post(&st, scope, &who, &headers, body, origin).await,
         Err(r) => r,
     }
 }
 
 pub(super) async fn get_virtual(
     State(st): State<Arc<ListenerState>>,
+    Extension(who): Extension<Arc<Principal>>,
     Path(backend): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     match virtual_scope(&st, &backend) {
-        Ok(scope) => handle_get(&st, scope, &headers).await,
+        Ok(scope) => handle_get(&st, scope, &who, &headers).await,
         Err(r) => r,
     }
 }
 
 pub(super) async fn delete_virtual(
     State(st): State<Arc<ListenerState>>,
+    Extension(who): Extension<Arc<Principal>>,
     Path(backend): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     match virtual_scope(&st, &backend) {
-        Ok(scope) => handle_delete(&st, scope, &headers),
+        Ok(scope) => handle_delete(&st, scope, &who, &headers),
         Err(r) => r,
     }
 }
@@ -110,8 +123,14 @@ fn accepts(h: &HeaderMap, json: bool, sse: bool) -> bool {
     (!json || has("application/json")) && (!sse || has("text/event-stream"))
 }
 
-/// Looks up the session named by `Mcp-Session-Id`: 400 when missing, 404 when unknown.
-fn session(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Result<SessionHandle, Response> {
+/// Looks up the session named by `Mcp-Session-Id`: 400 when missing, 404 when unknown — and 404
+/// when another principal created it: a session id is no credential.
+fn session(
+    st: &ListenerState,
+    scope: Scope,
+    who: &Principal,
+    h: &HeaderMap,
+) -> Result<SessionHandle, Response> {
     let Some(id) = header_str(h, SESSION_HEADER) else {
         st.shared.telemetry.metrics.denied(Denial::UnknownSession);
         return Err(reply::rpc_error(
@@ -122,12 +141,18 @@ fn session(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Result<SessionHan
         ));
     };
     match st.registry.get(id) {
-        Some(s) if s.scope == scope && !s.stateless => {
+        Some(s) if s.scope == scope && !s.stateless && s.principal.same_as(who) => {
             s.touch(st.shared.now_ms());
             Ok(s)
         }
-        _ => {
-            st.shared.telemetry.metrics.denied(Denial::UnknownSession);
+        found => {
+            st.shared.telemetry.metrics.denied(match found {
+                Some(s) if !s.principal.same_as(who) => {
+                    tracing::warn!(session = %s.id, principal = who.key(), "Refused a session presented by a principal other than its creator");
+                    Denial::ForeignSession
+                }
+                _ => Denial::UnknownSession,
+            });
             Err(reply::rpc_error(
                 StatusCode::NOT_FOUND,
                 None,
@@ -186,6 +211,7 @@ async fn read_body(
 async fn handle_post(
     st: &ListenerState,
     scope: Scope,
+    who: &Arc<Principal>,
     h: &HeaderMap,
     body: Body,
     origin: Origin,
@@ -226,29 +252,29 @@ async fn handle_post(
     };
     if let Message::Request(req) = msg {
         if req.method == methods::INITIALIZE {
-            let principal = super::authn::principal(h);
-            return initialize(st, scope, req, origin, principal).await;
+            return initialize(st, scope, req, origin, who.clone()).await;
         }
-        return post_message(st, scope, h, Message::Request(req), origin).await;
+        return post_message(st, scope, who, h, Message::Request(req), origin).await;
     }
-    post_message(st, scope, h, msg, origin).await
+    post_message(st, scope, who, h, msg, origin).await
 }
 
 async fn post_message(
     st: &ListenerState,
     scope: Scope,
+    who: &Arc<Principal>,
     h: &HeaderMap,
     msg: Message,
     origin: Origin,
 ) -> Response {
     if stateless::applies(h, &msg) {
-        return stateless::handle(st, scope, h, msg, origin).await;
+        return stateless::handle(st, scope, who, h, msg, origin).await;
     }
     if let Err(r) = check_version(h) {
         st.shared.telemetry.metrics.denied(Denial::ProtocolVersion);
         return r;
     }
-    let s = match session(st, scope, h) {
+    let s = match session(st, scope, who, h) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -319,7 +345,7 @@ async fn initialize(
     scope: Scope,
     req: Request,
     origin: Origin,
-    principal: Arc<crate::policy::Principal>,
+    principal: Arc<Principal>,
 ) -> Response {
     match handshake::initialize(st, scope, req, origin, principal).await {
         Ok((handle, body)) => reply::with_session(reply::json(StatusCode::OK, body), &handle.id),
@@ -327,7 +353,7 @@ async fn initialize(
     }
 }
 
-async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+async fn handle_get(st: &ListenerState, scope: Scope, who: &Principal, h: &HeaderMap) -> Response {
     if let Some(r) = stateless::refuse_non_post(h) {
         return r;
     }
@@ -341,7 +367,7 @@ async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response
         st.shared.telemetry.metrics.denied(Denial::ProtocolVersion);
         return r;
     }
-    let s = match session(st, scope, h) {
+    let s = match session(st, scope, who, h) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -364,11 +390,11 @@ async fn handle_get(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response
     }
 }
 
-fn handle_delete(st: &ListenerState, scope: Scope, h: &HeaderMap) -> Response {
+fn handle_delete(st: &ListenerState, scope: Scope, who: &Principal, h: &HeaderMap) -> Response {
     if let Some(r) = stateless::refuse_non_post(h) {
         return r;
     }
-    let s = match session(st, scope, h) {
+    let s = match session(st, scope, who, h) {
         Ok(s) => s,
         Err(r) => return r,
     };

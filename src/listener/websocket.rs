@@ -28,12 +28,11 @@ const OUT_CAPACITY: usize = 512;
 pub(super) async fn upgrade(
     State(st): State<Arc<ListenerState>>,
     Extension(origin): Extension<Origin>,
-    headers: axum::http::HeaderMap,
+    // The connection is one session: its principal is the upgrade request's.
+    Extension(principal): Extension<Arc<crate::policy::Principal>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let limit = st.cfg.max_body_bytes;
-    // The connection is one session: its principal is the upgrade request's.
-    let principal = super::authn::principal(&headers);
     ws.protocols(["mcp"])
         .max_message_size(limit)
         .max_frame_size(limit)
@@ -108,10 +107,34 @@ async fn serve(
     });
     let session_over = CancellationToken::new();
     let mut session: Option<SessionHandle> = None;
+    // A connection lives no longer than the credential it was opened with: the client reconnects
+    // with a fresh token (the session's state is the client's to rebuild, as after any drop).
+    let expiry = principal.expires_at.map(|t| {
+        let left = t
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
     loop {
         let frame = tokio::select! {
             f = frames.next() => f,
             _ = session_over.cancelled() => break,
+            () = async {
+                match expiry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                info!(principal = principal.key(), "Closing a WebSocket connection: its credential expired");
+                let _ = out
+                    .send(error_frame(
+                        None,
+                        codes::UNAUTHENTICATED,
+                        "the access token of this connection expired; reconnect with a fresh one",
+                    ))
+                    .await;
+                break;
+            }
         };
         let bytes = match frame {
             Some(Ok(Frame::Text(t))) => Bytes::from(t),

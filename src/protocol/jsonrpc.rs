@@ -29,6 +29,8 @@ pub mod codes {
     pub const BACKEND_TIMEOUT: i64 = -32005;
     /// Implementation-defined: the policy chain denied the call.
     pub const FORBIDDEN: i64 = -32006;
+    /// Implementation-defined: no valid credential (the HTTP answer is 401/400/403/503).
+    pub const UNAUTHENTICATED: i64 = -32007;
     /// MCP 2026-07-28: the mirrored HTTP headers disagree with the body (or are missing).
     pub const HEADER_MISMATCH: i64 = -32020;
     /// MCP 2026-07-28: the request needs a client capability it did not declare.

@@ -32,6 +32,12 @@ pub enum Denial {
     Policy,
     BackendUnavailable,
     BackendTimeout,
+    /// No, a malformed, or an invalid credential (401/400).
+    Unauthenticated,
+    /// A valid token without a required scope (403).
+    InsufficientScope,
+    /// A session presented by a principal other than its creator (404, as if unknown).
+    ForeignSession,
 }
 
 impl Denial {
@@ -50,6 +56,9 @@ impl Denial {
             Denial::Policy => "policy",
             Denial::BackendUnavailable => "backend_unavailable",
             Denial::BackendTimeout => "backend_timeout",
+            Denial::Unauthenticated => "unauthenticated",
+            Denial::InsufficientScope => "insufficient_scope",
+            Denial::ForeignSession => "foreign_session",
         }
     }
 }

@@ -91,7 +91,7 @@ impl TestGateway {
     /// Starts a gateway on 127.0.0.1:0 with the given `backends:` YAML entries and extra top-level YAML.
     pub(crate) async fn start(backends: &[String], extra: &str) -> Self {
         let yaml = format!(
-            "listeners: [{{name: test, bind: '127.0.0.1:0'{listener}}}]\n{extra}\nbackends:\n{}",
+            "listeners: [{{name: test, bind: '127.0.0.1:0', auth: {{mode: none}}{listener}}}]\n{extra}\nbackends:\n{}",
             backends.concat(),
             listener = if extra.contains("naming: prefix") {
                 ", naming: prefix"

@@ -113,6 +113,13 @@ impl Gateway {
                 .await
                 .with_context(|| format!("binding listener {:?} to {}", lc.name, lc.bind))?;
             let addr = tcp.local_addr()?;
+            let mut lc = lc.clone();
+            if let crate::config::AuthConfig::OAuth(o) = &mut lc.auth
+                && o.resource == format!("http://{}/mcp", lc.bind)
+            {
+                // The default resource names the address actually bound (port 0 picks one).
+                o.resource = format!("http://{addr}/mcp");
+            }
             let state = ListenerState::new(lc.clone(), shared.clone(), registry.clone());
             match state.auth.oauth() {
                 None => {

@@ -100,8 +100,13 @@ impl TestGateway {
             },
             extra = extra.replace("naming: prefix", ""),
         );
+        Self::start_yaml(&yaml).await
+    }
+
+    /// Starts a gateway from a whole config (its first listener should bind 127.0.0.1:0).
+    pub(crate) async fn start_yaml(yaml: &str) -> Self {
         let cfg =
-            Config::from_yaml(&yaml).unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
+            Config::from_yaml(yaml).unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
         let gw = Gateway::start(cfg).await.expect("gateway starts");
         tokio::time::timeout(Duration::from_secs(30), gw.ready())
             .await
@@ -188,6 +193,8 @@ pub(crate) struct RawClient {
     pub(crate) http: reqwest::Client,
     pub(crate) url: String,
     pub(crate) session: Option<String>,
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    pub(crate) token: Option<String>,
 }
 
 impl RawClient {
@@ -196,12 +203,30 @@ impl RawClient {
             http: reqwest::Client::new(),
             url: url.to_string(),
             session: None,
+            token: None,
+        }
+    }
+
+    /// A client that presents `token` (an access token or an API key).
+    pub(crate) fn with_token(url: &str, token: &str) -> Self {
+        RawClient {
+            token: Some(token.to_string()),
+            ..Self::new(url)
         }
     }
 
     /// `initialize` + `notifications/initialized`; declares sampling, elicitation and roots.
     pub(crate) async fn connect(url: &str) -> Self {
-        let mut c = Self::new(url);
+        Self::new(url).initialized().await
+    }
+
+    /// `connect` presenting `token`.
+    pub(crate) async fn connect_with_token(url: &str, token: &str) -> Self {
+        Self::with_token(url, token).initialized().await
+    }
+
+    async fn initialized(self) -> Self {
+        let mut c = self;
         let r = c
             .post(
                 json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
@@ -236,12 +261,18 @@ impl RawClient {
                 .header("mcp-session-id", s)
                 .header("mcp-protocol-version", "2025-11-25");
         }
+        if let Some(t) = &self.token {
+            b = b.bearer_auth(t);
+        }
         b
     }
 
     /// A POST with only the session header: the test sets every other header itself.
     pub(crate) fn bare_post(&self) -> reqwest::RequestBuilder {
-        let b = self.http.post(&self.url).timeout(Duration::from_secs(30));
+        let mut b = self.http.post(&self.url).timeout(Duration::from_secs(30));
+        if let Some(t) = &self.token {
+            b = b.bearer_auth(t);
+        }
         match &self.session {
             Some(s) => b.header("mcp-session-id", s),
             None => b,

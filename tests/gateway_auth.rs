@@ -1,6 +1,7 @@
 //! Authentication at every entry point, with service-account API keys: the 401/400 challenges and
 //! the protected resource metadata a client discovers, sessions bound to their creator, expired
 //! and revoked keys, and the 2026 stateless path (including another principal's requestState).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 #[path = "common/gateway.rs"]
 mod gateway;

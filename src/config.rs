@@ -29,6 +29,20 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The policy pipeline's stages in order (`policy:`); empty: everything listed is allowed.
     pub policy: Vec<crate::policy::StageConfig>,
+    /// The admin listener (`admin:`); `None`: no admin endpoints.
+    pub admin: Option<AdminConfig>,
+    /// The file this config was read from (what `POST /admin/reload` reads again).
+    pub source: Option<PathBuf>,
+}
+
+/// The admin listener: reload, sessions, effective permissions. Its callers need `role`.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Loopback by default.
+    pub bind: SocketAddr,
+    pub auth: AuthConfig,
+    /// The role a caller needs (ignored with `auth: {mode: none}`, loopback only).
+    pub role: String,
 }
 
 /// What the gateway emits about itself (`telemetry:` in the YAML; see docs/telemetry.md).
@@ -239,7 +253,9 @@ impl Config {
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Io(format!("{}: {e}", path.display())))?;
-        Self::from_yaml(&text)
+        let mut c = Self::from_yaml(&text)?;
+        c.source = Some(path.to_path_buf());
+        Ok(c)
     }
 
     pub fn backend(&self, name: &str) -> Option<&BackendConfig> {

@@ -28,6 +28,8 @@ pub struct Gateway {
     shutdown: CancellationToken,
     servers: JoinSet<()>,
     grace: Duration,
+    admin: Arc<crate::admin::AdminState>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl Gateway {
@@ -108,6 +110,7 @@ impl Gateway {
 
         let mut servers = JoinSet::new();
         let mut addrs = Vec::new();
+        let mut states = Vec::new();
         for lc in &config.listeners {
             let tcp = tokio::net::TcpListener::bind(lc.bind)
                 .await
@@ -121,18 +124,19 @@ impl Gateway {
                 o.resource = format!("http://{addr}/mcp");
             }
             let state = ListenerState::new(lc.clone(), shared.clone(), registry.clone());
-            match state.auth.oauth() {
+            match state.auth.load().oauth() {
                 None => {
                     warn!(listener = %lc.name, %addr, "Authentication is off on this listener (auth: mode none): every caller is anonymous")
                 }
                 Some(_) => {
                     // The issuers' keys, fetched now rather than by the first caller.
                     let st = state.clone();
-                    tokio::spawn(async move { st.auth.prefetch().await });
+                    tokio::spawn(async move { st.auth.load_full().prefetch().await });
                 }
             }
             let _ = state.local.set(crate::telemetry::call::Local::of(addr));
             state.bound.store(true, Ordering::Release);
+            states.push(state.clone());
             let app = listener::router(state).into_make_service_with_connect_info::<SocketAddr>();
             let stop = shutdown.clone();
             servers.spawn(async move {
@@ -145,13 +149,29 @@ impl Gateway {
             info!(listener = %lc.name, %addr, "Listening");
             addrs.push(addr);
         }
+        let grace = config.shutdown_grace;
+        let admin_bind = config.admin.as_ref().map(|a| a.bind);
+        let admin = crate::admin::AdminState::new(config, shared.clone(), registry.clone(), states);
+        let admin_addr = match admin_bind {
+            Some(bind) => {
+                let (addr, task) =
+                    crate::admin::serve(admin.clone(), bind, shutdown.clone()).await?;
+                servers.spawn(async move {
+                    let _ = task.await;
+                });
+                Some(addr)
+            }
+            None => None,
+        };
         Ok(Gateway {
             shared,
             registry,
             addrs,
             shutdown,
             servers,
-            grace: config.shutdown_grace,
+            grace,
+            admin,
+            admin_addr,
         })
     }
 
@@ -162,6 +182,16 @@ impl Gateway {
     /// `http://ADDR/mcp` of the first listener.
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addrs[0])
+    }
+
+    /// The admin listener's address, when `admin:` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Reloads credentials and policies from the config file (SIGHUP, `POST /admin/reload`).
+    pub async fn reload(&self) -> crate::admin::reload::Report {
+        self.admin.reload().await
     }
 
     pub fn registry(&self) -> &Arc<SessionRegistry> {

@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod admin;
 pub mod gateway;
 pub mod identity;
 pub mod listener;

@@ -38,8 +38,8 @@ pub struct ListenerState {
     pub bound: AtomicBool,
     /// The bound address (`server.address`/`server.port` of spans).
     pub local: std::sync::OnceLock<crate::telemetry::call::Local>,
-    /// Who may call (the listener's `auth:`).
-    pub auth: crate::identity::Authenticator,
+    /// Who may call (the listener's `auth:`); swapped whole by a reload.
+    pub auth: arc_swap::ArcSwap<crate::identity::Authenticator>,
     requests: Arc<Semaphore>,
 }
 
@@ -53,7 +53,7 @@ impl ListenerState {
         let requests = Arc::new(Semaphore::new(cfg.max_concurrent_requests));
         let auth = crate::identity::Authenticator::new(&cfg.auth, &shared.backend_names());
         Arc::new(ListenerState {
-            auth,
+            auth: arc_swap::ArcSwap::from_pointee(auth),
             cfg,
             shared,
             registry,

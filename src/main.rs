@@ -89,23 +89,36 @@ async fn serve(
             gateway.url()
         );
     }
-    wait_for_signal().await;
+    if let Some(addr) = gateway.admin_addr() {
+        println!("admin on http://{addr}/admin");
+    }
+    wait_for_signal(&gateway).await;
     gateway.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Until SIGTERM or SIGINT; each SIGHUP reloads credentials and policies.
+async fn wait_for_signal(gateway: &Gateway) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         // Without signal handlers, run until killed.
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                let report = gateway.reload().await;
+                if !report.ok() {
+                    eprintln!("switchboard: reload on SIGHUP: {}", report.to_json());
+                }
+            }
+        }
     }
 }
 

@@ -120,6 +120,8 @@ pub struct SessionHandle {
     in_flight_limit: usize,
     next_stream: Arc<AtomicU64>,
     last_activity: Arc<AtomicU64>,
+    /// When the session was created (ms since the gateway's epoch).
+    pub created_ms: u64,
 }
 
 /// Why a message could not be handed to the session.

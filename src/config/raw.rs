@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) audit: Option<RawAudit>,
     #[serde(default)]
     pub(super) telemetry: RawTelemetry,
+    pub(super) admin: Option<RawAdmin>,
     /// The policy pipeline's stages, in the order they run.
     #[serde(default)]
     pub(super) policy: Vec<crate::policy::StageConfig>,
@@ -103,6 +104,14 @@ pub(super) struct RawListener {
     pub(super) virtual_servers: Option<bool>,
     pub(super) max_concurrent_requests: Option<u64>,
     pub(super) auth: Option<super::auth::RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) bind: Option<String>,
+    pub(super) auth: Option<super::auth::RawAuth>,
+    pub(super) role: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

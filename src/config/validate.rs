@@ -152,6 +152,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         level: raw.log.level.unwrap_or_else(|| "info".into()),
     };
     let audit = raw.audit.and_then(|a| audit(a, &mut errs));
+    let admin = raw.admin.map(|a| admin(a, env, &mut errs));
     let telemetry = super::telemetry::validate(raw.telemetry, env, &mut errs);
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     for (i, stage) in raw.policy.iter().enumerate() {
@@ -171,7 +172,27 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         audit,
         telemetry,
         policy: raw.policy,
+        admin,
+        source: None,
     })
+}
+
+const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:9091";
+
+fn admin(a: super::raw::RawAdmin, env: &Env, errs: &mut Errors) -> super::AdminConfig {
+    let bind = a.bind.as_deref().unwrap_or(DEFAULT_ADMIN_BIND);
+    let bind = bind.parse::<SocketAddr>().unwrap_or_else(|_| {
+        errs.push(
+            "admin.bind",
+            format!("expected ip:port (e.g. 127.0.0.1:9091), got {bind:?}"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 9091))
+    });
+    super::AdminConfig {
+        auth: super::auth::validate(a.auth, bind, "admin", env, errs),
+        bind,
+        role: a.role.unwrap_or_else(|| "admin".into()),
+    }
 }
 
 const DEFAULT_AUDIT_INTERVAL: Duration = Duration::from_millis(50);

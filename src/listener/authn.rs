@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use super::{ListenerState, reply};
-use crate::identity::AuthError;
+use crate::identity::{AuthError, Authenticator};
 use crate::policy::Principal;
 use crate::protocol::jsonrpc::codes;
 use crate::telemetry::Denial;
@@ -22,7 +22,8 @@ pub(super) async fn authenticate(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<Arc<Principal>, Response> {
-    match st.auth.authenticate(headers).await {
+    let auth = st.auth.load_full();
+    match auth.authenticate(headers).await {
         Ok(p) => Ok(p),
         Err(e) => {
             st.shared.telemetry.metrics.denied(match e {
@@ -30,13 +31,13 @@ pub(super) async fn authenticate(
                 _ => Denial::Unauthenticated,
             });
             tracing::info!(reason = %e, path, "Refused a request: not authenticated");
-            Err(challenge(st, &e, path))
+            Err(challenge(&auth, &e, path))
         }
     }
 }
 
 /// The refusal for `e`, with `WWW-Authenticate` pointing at the resource metadata.
-fn challenge(st: &ListenerState, e: &AuthError, path: &str) -> Response {
+fn challenge(auth: &Authenticator, e: &AuthError, path: &str) -> Response {
     let (status, error) = match e {
         AuthError::Missing => (StatusCode::UNAUTHORIZED, None),
         AuthError::Malformed(_) => (StatusCode::BAD_REQUEST, Some("invalid_request")),
@@ -45,7 +46,7 @@ fn challenge(st: &ListenerState, e: &AuthError, path: &str) -> Response {
         AuthError::KeysUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
     };
     let mut r = reply::rpc_error(status, None, codes::UNAUTHENTICATED, e.to_string());
-    if let Some(oauth) = st.auth.oauth() {
+    if let Some(oauth) = auth.oauth() {
         let mut v = format!(
             "Bearer resource_metadata=\"{}\"",
             metadata_url(&oauth.resource, path)
@@ -112,7 +113,8 @@ pub(super) async fn metadata_virtual(
 }
 
 fn metadata_for(st: &ListenerState, path: &str) -> Response {
-    let Some(oauth) = st.auth.oauth() else {
+    let auth = st.auth.load();
+    let Some(oauth) = auth.oauth() else {
         return reply::plain(
             StatusCode::NOT_FOUND,
             "this listener does not require authentication",

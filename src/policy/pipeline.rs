@@ -62,6 +62,24 @@ impl Pipeline {
             .all(|s| s.permits(principal, action).is_ok())
     }
 
+    /// The listing question with its answer's reason: the first stage that refuses, and why
+    /// (the admin's "why can bob not see this?").
+    pub fn explain(
+        &self,
+        principal: &Principal,
+        action: &Action<'_>,
+    ) -> Result<(), (&'static str, Deny)> {
+        for s in &self.stages {
+            s.permits(principal, action).map_err(|d| (s.name(), d))?;
+        }
+        Ok(())
+    }
+
+    /// Every stage reloads what it reads from files: (stage, outcome) for each.
+    pub fn reload(&self) -> Vec<(&'static str, Result<(), String>)> {
+        self.stages.iter().map(|s| (s.name(), s.reload())).collect()
+    }
+
     /// Starts the call question: identity into the record, then every stage from the first.
     pub fn request(
         &self,

@@ -178,4 +178,10 @@ pub trait Stage: Send + Sync + fmt::Debug {
     fn new_session(&self) -> Option<SessionSlot> {
         None
     }
+
+    /// Reads again what the stage loads from outside the config (policy files). Failing, the
+    /// stage keeps what it had and says why. Sessions are untouched either way.
+    fn reload(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -176,6 +176,7 @@ impl SessionRegistry {
             in_flight_limit: limit,
             next_stream: Arc::new(AtomicU64::new(1)),
             last_activity: Arc::new(AtomicU64::new(self.shared.now_ms())),
+            created_ms: self.shared.now_ms(),
         };
         self.table.sessions.insert(id, handle.clone());
         debug!(session = %handle.id, "Session created");
@@ -184,6 +185,11 @@ impl SessionRegistry {
 
     pub fn get(&self, id: &str) -> Option<SessionHandle> {
         self.table.sessions.get(id).map(|h| h.clone())
+    }
+
+    /// Every live session (the admin listing), gateway-held ones included.
+    pub fn sessions(&self) -> Vec<SessionHandle> {
+        self.table.sessions.iter().map(|h| h.value().clone()).collect()
     }
 
     /// Requests in flight across all sessions (for graceful shutdown).

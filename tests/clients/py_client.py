@@ -6,7 +6,7 @@ drive a server - the gateway, or a reference server - exactly as a Python SDK
 client would. One invocation = one client session = one JSON object on stdout.
 
     py_client.py --url URL [--era legacy|2026|auto] [--elicit JSON] [--header 'K: V']...
-                 [--timeout SECONDS] ACTION [ARGS...]
+                 [--timeout SECONDS] [--token TOKEN] [--report-refusal] ACTION [ARGS...]
 
 Actions (same CLI and JSON shapes as ts_client.mjs):
     list                                    tools/prompts/resources/templates (paginated) + server info
@@ -26,6 +26,13 @@ the driver's handlers, as {method, params}; in 2026 these are the `inputRequests
 Exit code 0 unless the driver itself broke (bad CLI, crash, connection failure);
 a JSON-RPC error from the server is reported as {"error": {...}} with exit 0.
 
+Auth: `--token TOKEN` (or the SWITCHBOARD_TOKEN environment variable) sends
+`Authorization: Bearer TOKEN` on every request (an explicit --header Authorization wins).
+`--report-refusal`: every HTTP response >= 400 is recorded as {method, status,
+wwwAuthenticate, body} in "httpErrors"; when the session then fails (e.g. a 401 on
+initialize), the driver prints {"refused": <first HTTP error>, "httpErrors": [...], ...}
+and exits 0 instead of 2 (the SDK itself reports a refusal only as JSON-RPC error -32603).
+
 Eras: `legacy` (default) = initialize handshake + Mcp-Session-Id (2025-11-25);
 `2026` = the stateless 2026-07-28 protocol (no handshake; per-request _meta,
 server->client requests arrive as MRTR inputRequests and are answered by the same
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -86,6 +94,29 @@ class Driver:
         self.elicit_content = json.loads(args.elicit)
         self.list_changed = anyio.Event()
         self.watch_method: str | None = None
+        self.http_errors: list[dict[str, Any]] = []
+
+    # -- HTTP ------------------------------------------------------------------------
+    def headers(self) -> dict[str, str]:
+        pairs = (h.split(":", 1) for h in self.args.header)
+        headers = {k.strip(): v.strip() for k, v in pairs}
+        if self.args.token and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {self.args.token}"
+        return headers
+
+    async def on_response(self, response: Any) -> None:
+        """httpx response hook: record every refusal (status >= 400) for --report-refusal."""
+        if response.status_code < 400:
+            return
+        body = (await response.aread()).decode("utf-8", "replace")
+        self.http_errors.append(
+            {
+                "method": response.request.method,
+                "status": response.status_code,
+                "wwwAuthenticate": response.headers.get("www-authenticate"),
+                "body": body[:2000],
+            }
+        )
 
     # -- server -> client requests -------------------------------------------------
     async def on_sampling(self, ctx: Any, params: types.CreateMessageRequestParams) -> Any:
@@ -125,11 +156,10 @@ class Driver:
 
     # -- connection ----------------------------------------------------------------
     async def connect(self, stack: AsyncExitStack) -> Client:
-        headers = dict(h.split(":", 1) for h in self.args.header)
-        headers = {k.strip(): v.strip() for k, v in headers.items()}
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
-                headers=headers,
+                headers=self.headers(),
+                event_hooks={"response": [self.on_response]} if self.args.report_refusal else None,
                 trust_env=False,  # loopback only: never route through an environment proxy
                 timeout=httpx2.Timeout(30.0, read=300.0),
             )
@@ -304,6 +334,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--progress", action="store_true", help="call: request progress with a progress token")
     p.add_argument("--kind", choices=["tools", "prompts", "resources"], default="tools")
     p.add_argument(
+        "--token",
+        default=os.environ.get("SWITCHBOARD_TOKEN") or None,
+        help="bearer token for every request (default: $SWITCHBOARD_TOKEN)",
+    )
+    p.add_argument(
+        "--report-refusal",
+        action="store_true",
+        help='record HTTP errors in "httpErrors"; a session that fails after one prints {"refused": ...}, exit 0',
+    )
+    p.add_argument(
         "action", choices=["list", "call", "cancel", "watch-list-changed", "reconnect-after-expiry", "call-twice"]
     )
     p.add_argument("rest", nargs="*")
@@ -316,8 +356,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    d = Driver(args)
+async def run(args: argparse.Namespace, d: Driver) -> dict[str, Any]:
     rest = args.rest
     started = time.monotonic()
     if args.action == "reconnect-after-expiry":
@@ -338,20 +377,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out = await d.watch_list_changed(client, rest[0], json.loads(rest[1]), args.kind)
     out["serverRequests"] = d.server_requests
     out["notifications"] = d.notifications
+    if args.report_refusal:
+        out["httpErrors"] = d.http_errors
     log(f"{args.action} done in {time.monotonic() - started:.2f}s")
     return out
 
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
+    d = Driver(args)
     try:
-        out = anyio.run(run, args)
+        out = anyio.run(run, args, d)
     except BaseException as exc:  # the driver itself broke: say why on stderr, exit non-zero
         import traceback
 
         traceback.print_exc(file=sys.stderr)
         log("driver failure:", repr(exc))
-        return 2
+        if not (args.report_refusal and d.http_errors):
+            return 2
+        # The session failed after the server refused a request: that refusal is the result.
+        out = {
+            "refused": d.http_errors[0],
+            "httpErrors": d.http_errors,
+            "serverRequests": d.server_requests,
+            "notifications": d.notifications,
+        }
     sys.stdout.write(json.dumps(out) + "\n")
     return 0
 

@@ -7,7 +7,7 @@
 // One invocation = one client session = one JSON object on stdout; diagnostics go to stderr.
 //
 //   ts_client.mjs --url URL [--era legacy] [--elicit JSON] [--header 'K: V']... [--timeout SECONDS]
-//                 ACTION [ARGS...]
+//                 [--token TOKEN] [--report-refusal] ACTION [ARGS...]
 //
 // Actions (same CLI and JSON shapes as py_client.py):
 //   list                                  tools/prompts/resources/templates (paginated) + server info
@@ -22,6 +22,13 @@
 // JSON-RPC request / notification seen on the wire (recorded by wrapping the transport).
 // Exit code 0 unless the driver itself broke; a JSON-RPC error from the server is reported
 // as {"error": {...}} with exit 0.
+//
+// Auth: `--token TOKEN` (or the SWITCHBOARD_TOKEN environment variable) sends
+// `Authorization: Bearer TOKEN` on every request (an explicit --header Authorization wins).
+// `--report-refusal`: every HTTP response >= 400 is recorded as {method, status,
+// wwwAuthenticate, body} in "httpErrors" (recorded by wrapping the transport's fetch); when the
+// session then fails (e.g. a 401 on initialize), the driver prints
+// {"refused": <first HTTP error>, "httpErrors": [...], ...} and exits 0 instead of 2.
 //
 // Eras: the TS SDK 1.32.2 speaks the handshake protocol (2025-11-25 and older) only, so
 // `--era legacy` and `--era auto` both mean initialize + Mcp-Session-Id; `--era 2026` is
@@ -46,7 +53,16 @@ const log = (...parts) => console.error('[ts_client]', ...parts);
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const opts = { era: 'legacy', elicit: '{"confirm": true}', headers: {}, timeout: 30, progress: false, kind: 'tools' };
+  const opts = {
+    era: 'legacy',
+    elicit: '{"confirm": true}',
+    headers: {},
+    timeout: 30,
+    progress: false,
+    kind: 'tools',
+    token: process.env.SWITCHBOARD_TOKEN || undefined,
+    reportRefusal: false,
+  };
   const positional = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -60,6 +76,8 @@ function parseArgs(argv) {
     else if (a === '--timeout') opts.timeout = Number(value());
     else if (a === '--kind') opts.kind = value();
     else if (a === '--progress') opts.progress = true;
+    else if (a === '--token') opts.token = value();
+    else if (a === '--report-refusal') opts.reportRefusal = true;
     else if (a === '--header') {
       const h = value();
       const at = h.indexOf(':');
@@ -68,6 +86,9 @@ function parseArgs(argv) {
     } else positional.push(a);
   }
   if (!opts.url) throw new UsageError('--url is required');
+  if (opts.token && !Object.keys(opts.headers).some((k) => k.toLowerCase() === 'authorization')) {
+    opts.headers.Authorization = `Bearer ${opts.token}`;
+  }
   if (!['legacy', '2026', 'auto'].includes(opts.era)) throw new UsageError(`unknown era ${opts.era}`);
   if (opts.era === '2026') {
     throw new UsageError('@modelcontextprotocol/sdk 1.32.2 has no 2026-07-28 (stateless) mode; use py_client.py --era 2026');
@@ -100,6 +121,24 @@ class Driver {
     this.serverRequests = [];
     this.notifications = [];
     this.listeners = [];
+    this.httpErrors = [];
+  }
+
+  /** fetch that records every refusal (status >= 400) for --report-refusal. */
+  recordingFetch() {
+    return async (url, init) => {
+      const response = await fetch(url, init);
+      if (response.status >= 400) {
+        const body = await response.clone().text();
+        this.httpErrors.push({
+          method: init?.method ?? 'GET',
+          status: response.status,
+          wwwAuthenticate: response.headers.get('www-authenticate'),
+          body: body.slice(0, 2000),
+        });
+      }
+      return response;
+    };
   }
 
   /** Record every server->client message by wrapping the transport's onmessage at start(). */
@@ -125,6 +164,7 @@ class Driver {
   async connect() {
     const transport = new StreamableHTTPClientTransport(new URL(this.opts.url), {
       requestInit: { headers: this.opts.headers },
+      ...(this.opts.reportRefusal ? { fetch: this.recordingFetch() } : {}),
     });
     this.record(transport);
     const client = new Client(
@@ -286,8 +326,7 @@ class Driver {
   }
 }
 
-async function run(opts) {
-  const d = new Driver(opts);
+async function run(opts, d) {
   const [a, b, c, e] = opts.rest;
   let out;
   if (opts.action === 'reconnect-after-expiry') {
@@ -309,6 +348,7 @@ async function run(opts) {
   }
   out.serverRequests = d.serverRequests;
   out.notifications = d.notifications;
+  if (opts.reportRefusal) out.httpErrors = d.httpErrors;
   return out;
 }
 
@@ -321,14 +361,24 @@ async function main() {
     return 2;
   }
   const started = Date.now();
+  const d = new Driver(opts);
   try {
-    const out = await run(opts);
+    const out = await run(opts, d);
     process.stdout.write(JSON.stringify(out) + '\n');
     log(`${opts.action} done in ${((Date.now() - started) / 1000).toFixed(2)}s`);
     return 0;
   } catch (err) {
     log('driver failure:', err?.stack ?? err);
-    return 2;
+    if (!(opts.reportRefusal && d.httpErrors.length > 0)) return 2;
+    // The session failed after the server refused a request: that refusal is the result.
+    const out = {
+      refused: d.httpErrors[0],
+      httpErrors: d.httpErrors,
+      serverRequests: d.serverRequests,
+      notifications: d.notifications,
+    };
+    process.stdout.write(JSON.stringify(out) + '\n');
+    return 0;
   }
 }
 

@@ -21,7 +21,9 @@
 //! [`PySdkServer::http()`] (`tests/peers/py_server.py`, Python SDK, 2025 + 2026-07-28 eras),
 //! and the stdio commands [`server_everything_stdio_command`] / [`server_memory_stdio_command`].
 //! Drivers: [`py_client`] / [`ts_client`] (run to completion) or [`spawn_driver`] (act
-//! mid-session). Conformance: [`conformance`].
+//! mid-session); [`run_driver_as`] / [`spawn_driver_as`] send a bearer token, and
+//! [`refusal`] reads the HTTP refusal a driver reports with `--report-refusal`.
+//! Conformance: [`conformance`].
 //!
 //! Everything is loopback only: reference servers run under `tests/peers/loopback.cjs`, which
 //! makes host-less `listen()` calls bind 127.0.0.1. Every wait is a poll with a deadline.
@@ -168,10 +170,41 @@ pub(crate) struct RunningDriver {
     stderr_task: tokio::task::JoinHandle<()>,
 }
 
+/// Run a driver to completion within `limit`, sending `Authorization: Bearer <token>` on
+/// every request when `token` is set.
+pub(crate) async fn run_driver_as(
+    sdk: Sdk,
+    url: &str,
+    token: Option<&str>,
+    args: &[&str],
+    limit: Duration,
+) -> Value {
+    spawn_driver_as(sdk, url, token, args)
+        .await
+        .finish(limit)
+        .await
+}
+
 /// Start a driver without waiting for it.
 pub(crate) async fn spawn_driver(sdk: Sdk, url: &str, args: &[&str]) -> RunningDriver {
+    spawn_driver_as(sdk, url, None, args).await
+}
+
+/// Start a driver that sends `Authorization: Bearer <token>` when `token` is set. The token
+/// travels in `SWITCHBOARD_TOKEN` (not argv, so it stays out of the panic messages); without
+/// one, that variable is removed so the test process's environment cannot leak in.
+pub(crate) async fn spawn_driver_as(
+    sdk: Sdk,
+    url: &str,
+    token: Option<&str>,
+    args: &[&str],
+) -> RunningDriver {
     let mut cmd = sdk.command();
     cmd.arg("--url").arg(url).args(args);
+    match token {
+        Some(token) => cmd.env("SWITCHBOARD_TOKEN", token),
+        None => cmd.env_remove("SWITCHBOARD_TOKEN"),
+    };
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -274,6 +307,41 @@ impl RunningDriver {
             )
         })
     }
+}
+
+/// An HTTP refusal as a driver run with `--report-refusal` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HttpRefusal {
+    /// The HTTP method of the refused request.
+    pub(crate) method: String,
+    pub(crate) status: u16,
+    pub(crate) www_authenticate: Option<String>,
+    /// The response body (first 2000 characters).
+    pub(crate) body: String,
+}
+
+impl HttpRefusal {
+    fn from_json(v: &Value) -> Option<Self> {
+        Some(HttpRefusal {
+            method: v["method"].as_str()?.to_owned(),
+            status: u16::try_from(v["status"].as_u64()?).ok()?,
+            www_authenticate: v["wwwAuthenticate"].as_str().map(str::to_owned),
+            body: v["body"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// The refusal that ended a driver's session (`{"refused": …}`), if the server refused it.
+pub(crate) fn refusal(out: &Value) -> Option<HttpRefusal> {
+    out.get("refused").and_then(HttpRefusal::from_json)
+}
+
+/// Every HTTP error response the driver saw (`httpErrors`, with `--report-refusal`).
+pub(crate) fn http_errors(out: &Value) -> Vec<HttpRefusal> {
+    out["httpErrors"]
+        .as_array()
+        .map(|all| all.iter().filter_map(HttpRefusal::from_json).collect())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -109,7 +109,10 @@ async fn admin_only(State(st): State<Arc<AdminState>>, req: Request, next: Next)
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
     };
     if p.via != Via::Anonymous && !p.has_role(&st.role) {
-        tracing::warn!(principal = p.key(), "Refused an admin request: no admin role");
+        tracing::warn!(
+            principal = p.key(),
+            "Refused an admin request: no admin role"
+        );
         return refuse(
             StatusCode::FORBIDDEN,
             format!("the admin endpoints need role {:?}", st.role),

@@ -11,10 +11,10 @@
 //! - [`telemetry`]: logging set-up and the hash-chained audit log.
 //! - [`config`], [`cli`], [`gateway`]: YAML → validated config, the command line, assembly.
 
+pub mod admin;
 pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod admin;
 pub mod gateway;
 pub mod identity;
 pub mod listener;

@@ -90,11 +90,23 @@ pub async fn run(
             st.auth.store(next);
             report.listeners.push(st.cfg.name.clone());
         }
-        let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-            format!("{a:?}") != format!("{b:?}")
-        };
+        let differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         let binds = |c: &Config| -> Vec<String> {
-            c.listeners.iter().map(|l| format!("{} {} {:?} {:?} {:?} {}", l.name, l.bind, l.naming, l.allowed_origins, l.allowed_hosts, l.max_body_bytes)).collect()
+            c.listeners
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {} {:?} {:?} {:?} {}",
+                        l.name,
+                        l.bind,
+                        l.naming,
+                        l.allowed_origins,
+                        l.allowed_hosts,
+                        l.max_body_bytes
+                    )
+                })
+                .collect()
         };
         if differs(&binds(&new), &binds(running)) {
             report.needs_restart.push("listeners");

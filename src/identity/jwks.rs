@@ -154,17 +154,18 @@ impl IssuerKeys {
         }
     }
 
-    /// Fetches the key set again unless one was tried within the refresh interval (`startup`:
-    /// always). Failing, the keys already known stay.
+    /// Fetches the key set again unless an unknown key caused a fetch within the refresh
+    /// interval (`startup`: always, and it does not count). Failing, the keys already known stay.
     async fn refresh(&self, startup: bool) -> Result<(), AuthError> {
         let mut f = self.fetch.lock().await;
-        if !startup
-            && f.last_try
+        if !startup {
+            if f.last_try
                 .is_some_and(|t| t.elapsed() < self.cfg.refresh_interval)
-        {
-            return Ok(());
+            {
+                return Ok(());
+            }
+            f.last_try = Some(Instant::now());
         }
-        f.last_try = Some(Instant::now());
         match self.fetch_keys(&mut f).await {
             Ok(keys) => {
                 tracing::info!(issuer = %self.cfg.name, keys = keys.by_kid.len() + keys.unnamed.len(), "Fetched the issuer's signing keys");

@@ -189,7 +189,11 @@ impl SessionRegistry {
 
     /// Every live session (the admin listing), gateway-held ones included.
     pub fn sessions(&self) -> Vec<SessionHandle> {
-        self.table.sessions.iter().map(|h| h.value().clone()).collect()
+        self.table
+            .sessions
+            .iter()
+            .map(|h| h.value().clone())
+            .collect()
     }
 
     /// Requests in flight across all sessions (for graceful shutdown).

@@ -574,3 +574,12 @@ fn node22() -> PathBuf {
 fn peer_file(relative: &str) -> PathBuf {
     require(peers_dir().join(relative), relative)
 }
+
+/// The `exp` of a token (unverified: the test minted it).
+pub(crate) fn decode_exp(token: &str) -> SystemTime {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url payload"))
+            .expect("JSON payload");
+    UNIX_EPOCH + Duration::from_secs(claims["exp"].as_u64().expect("exp"))
+}

@@ -49,7 +49,10 @@ impl Admin {
         let r = b.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
@@ -75,7 +78,9 @@ async fn only_admins_see_sessions_and_can_end_one() {
     // Health needs nothing; everything else needs a credential with the admin role.
     let (s, _) = admin.send(reqwest::Method::GET, "/healthz", None).await;
     assert_eq!(s, 200);
-    let (s, _) = admin.send(reqwest::Method::GET, "/admin/sessions", None).await;
+    let (s, _) = admin
+        .send(reqwest::Method::GET, "/admin/sessions", None)
+        .await;
     assert_eq!(s, 401);
     let (s, body) = admin
         .send(reqwest::Method::GET, "/admin/sessions", Some(ALICE))
@@ -151,7 +156,10 @@ async fn effective_permissions_name_the_rule_that_hides_a_tool() {
     // The same answer a session of that principal gets: the tool is not listed.
     let alice = RawClient::connect_with_token(&gw.url(), ALICE).await;
     let listed = alice.call(1, "tools/list", json!({})).await.to_string();
-    assert!(!listed.contains("delete_note") && listed.contains("search"), "{listed}");
+    assert!(
+        !listed.contains("delete_note") && listed.contains("search"),
+        "{listed}"
+    );
     gw.shutdown().await;
 }
 
@@ -180,7 +188,10 @@ async fn a_reload_revokes_a_removed_key_and_an_invalid_config_changes_nothing() 
         .await;
     assert_eq!(s, 422, "{body}");
     assert!(
-        body["rejected"].as_str().unwrap().contains("listeners[0].bind"),
+        body["rejected"]
+            .as_str()
+            .unwrap()
+            .contains("listeners[0].bind"),
         "{body}"
     );
     let r = RawClient::with_token(&gw.url(), BOB)
@@ -206,8 +217,6 @@ async fn a_reload_revokes_a_removed_key_and_an_invalid_config_changes_nothing() 
         .await;
     assert_eq!(r.status, 401, "{}", r.body);
     // Alice's session was never interrupted.
-    assert!(
-        alice.call(2, "tools/list", json!({})).await["result"]["tools"].is_array()
-    );
+    assert!(alice.call(2, "tools/list", json!({})).await["result"]["tools"].is_array());
     gw.shutdown().await;
 }

@@ -168,17 +168,11 @@ async fn a_reload_revokes_a_removed_key_and_an_invalid_config_changes_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let (gw, admin) = start(&dir, &config(&[("alice", ALICE), ("bob", BOB)], "")).await;
     let alice = RawClient::connect_with_token(&gw.url(), ALICE).await;
-    assert_eq!(
-        RawClient::connect_with_token(&gw.url(), BOB)
-            .await
-            .call(1, "tools/list", json!({}))
-            .await["result"]["tools"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0)
-            > 0,
-        true
-    );
+    let bobs = RawClient::connect_with_token(&gw.url(), BOB)
+        .await
+        .call(1, "tools/list", json!({}))
+        .await;
+    assert!(bobs["result"]["tools"].is_array(), "{bobs}");
 
     // An invalid config: 422 with the reason, and both keys still work.
     let path = dir.path().join("switchboard.yaml");

@@ -1,20 +1,27 @@
 //! Routing a request to its backend: exposed tool/prompt name or resource URI → backend and the
 //! backend's own name (exact, collided, by template, or sole provider), and the rewrite of params.
 
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::View;
+use super::{Exposed, View};
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, Request, methods};
 
 /// Where a routed request goes and how its params are rewritten for the backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Route {
     pub backend: usize,
     /// The params key (`a.b`: nested) where the backend's own name or URI goes before forwarding.
     pub rewrite: &'static str,
     /// The backend's own name or URI.
     pub original: String,
+    /// The target's policy facts from the catalog (`Exposed`): a tool's read-only hint (every
+    /// other target is read-only) and its annotations.
+    pub read_only: bool,
+    pub annotations: Option<Arc<RawValue>>,
 }
 
 impl Route {
@@ -52,10 +59,12 @@ impl View {
         backend_names: impl Fn() -> Vec<&'n str>,
     ) -> Result<Route, ErrorObject> {
         let invalid = |m: String| ErrorObject::new(codes::INVALID_PARAMS, m);
-        let named = |backend: usize, rewrite, original: &str| Route {
-            backend,
+        let named = |rewrite, e: &Exposed| Route {
+            backend: e.backend,
             rewrite,
-            original: original.to_string(),
+            original: e.original.clone(),
+            read_only: e.read_only,
+            annotations: e.annotations.clone(),
         };
         match req.method.as_str() {
             methods::TOOLS_CALL | methods::PROMPTS_GET => {
@@ -72,7 +81,7 @@ impl View {
                 let e = e.ok_or_else(|| {
                     invalid(format!("Unknown {kind}: {name}")).with_data(json!({kind: name}))
                 })?;
-                Ok(named(e.backend, "name", &e.original))
+                Ok(named("name", e))
             }
             methods::RESOURCES_READ
             | methods::RESOURCES_SUBSCRIBE
@@ -91,6 +100,8 @@ impl View {
                     backend: r.backend,
                     rewrite: "uri",
                     original: r.uri,
+                    read_only: true,
+                    annotations: None,
                 })
             }
             methods::COMPLETION_COMPLETE => {
@@ -106,12 +117,12 @@ impl View {
                         let e = self
                             .prompt(name)
                             .ok_or_else(|| invalid(format!("Unknown prompt: {name}")))?;
-                        Ok(named(e.backend, "ref.name", &e.original))
+                        Ok(named("ref.name", e))
                     }
                     Some("ref/resource") => {
                         let uri = field("uri");
                         if let Some(t) = self.template(uri) {
-                            return Ok(named(t.backend, "ref.uri", &t.original));
+                            return Ok(named("ref.uri", t));
                         }
                         let route = self
                             .route_resource(uri, &backend_names())
@@ -120,6 +131,8 @@ impl View {
                             backend: route.backend,
                             rewrite: "ref.uri",
                             original: route.uri,
+                            read_only: true,
+                            annotations: None,
                         })
                     }
                     _ => Err(invalid(

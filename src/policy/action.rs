@@ -1,6 +1,8 @@
 //! What a call asks for: the kind of target, its backend and its backend-side name — one mapping
 //! from MCP methods to kinds, shared by routing, listing and every stage.
 
+use serde_json::value::RawValue;
+
 use crate::protocol::methods;
 
 /// The kind of thing a request touches.
@@ -9,7 +11,8 @@ pub enum Kind {
     Tool,
     Prompt,
     Resource,
-    /// Anything else routed to a backend (completion, logging, …).
+    /// Anything else routed to a backend. (`completion/complete` is asked as the prompt or
+    /// resource its `ref` names: see `Kind::of_ref`.)
     Other,
 }
 
@@ -28,6 +31,16 @@ impl Kind {
         }
     }
 
+    /// The kind a `completion/complete` request's `ref.type` names: completing a prompt's or a
+    /// resource template's argument is authorized as that prompt or resource.
+    pub fn of_ref(ref_type: Option<&str>) -> Kind {
+        match ref_type {
+            Some("ref/prompt") => Kind::Prompt,
+            Some("ref/resource") => Kind::Resource,
+            _ => Kind::Other,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Tool => "tool",
@@ -40,7 +53,7 @@ impl Kind {
 
 /// One question to the pipeline: may the caller do `method` on `name` (a tool, prompt or resource
 /// as the backend knows it) of `backend`? Listing asks it with the list method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Action<'a> {
     pub kind: Kind,
     pub backend: &'a str,
@@ -48,16 +61,55 @@ pub struct Action<'a> {
     pub name: &'a str,
     /// The MCP method asked (`tools/call`, or `tools/list` when listing).
     pub method: &'a str,
+    /// Whether the target only reads: a tool annotated `readOnlyHint: true` (from the catalog,
+    /// `Exposed::read_only`); every prompt and resource. A tool not known to be read-only is a
+    /// write.
+    pub read_only: bool,
+    /// A tool's `annotations` as its backend declared them, when known (policy-as-code input).
+    pub annotations: Option<&'a RawValue>,
 }
 
+/// The same question about the same target (annotations compared as text).
+impl PartialEq for Action<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind
+            && self.backend == o.backend
+            && self.name == o.name
+            && self.method == o.method
+            && self.read_only == o.read_only
+            && self.annotations.map(RawValue::get) == o.annotations.map(RawValue::get)
+    }
+}
+
+impl Eq for Action<'_> {}
+
 impl<'a> Action<'a> {
+    /// The question for `method` on `name`; a tool counts as a write until `with_facts` says
+    /// otherwise.
     pub fn new(method: &'a str, backend: &'a str, name: &'a str) -> Self {
+        let kind = Kind::of_method(method);
         Action {
-            kind: Kind::of_method(method),
+            kind,
             backend,
             name,
             method,
+            read_only: kind != Kind::Tool,
+            annotations: None,
         }
+    }
+
+    /// With the catalog's facts about the target (`Exposed::read_only` and `annotations`, or the
+    /// same carried by a `Route`).
+    pub fn with_facts(mut self, read_only: bool, annotations: Option<&'a RawValue>) -> Self {
+        self.read_only = read_only;
+        self.annotations = annotations;
+        self
+    }
+
+    /// Asked as `kind` instead of the method's kind (a completion asks about its `ref`).
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Whether this is the listing question (never counts as a call).
@@ -87,5 +139,20 @@ mod tests {
             assert!(!Action::new(call, "b", "n").is_listing());
         }
         assert_eq!(Kind::of_method("completion/complete"), Kind::Other);
+        assert_eq!(Kind::of_ref(Some("ref/prompt")), Kind::Prompt);
+        assert_eq!(Kind::of_ref(Some("ref/resource")), Kind::Resource);
+        assert_eq!(Kind::of_ref(Some("ref/tool")), Kind::Other);
+    }
+
+    #[test]
+    fn a_tool_is_a_write_unless_the_catalog_says_it_only_reads() {
+        assert!(!Action::new(methods::TOOLS_CALL, "b", "t").read_only);
+        assert!(
+            Action::new(methods::TOOLS_LIST, "b", "t")
+                .with_facts(true, None)
+                .read_only
+        );
+        assert!(Action::new(methods::PROMPTS_GET, "b", "p").read_only);
+        assert!(Action::new(methods::RESOURCES_READ, "b", "r://x").read_only);
     }
 }

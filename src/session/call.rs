@@ -14,7 +14,9 @@ use super::audit::outcome_of_result;
 use super::local;
 use super::msg::{BackendMsg, Paused, Routed, SessionMsg};
 use super::pending::InFlight;
-use crate::policy::{Action, CallRequest, CallResponse, Deny, Outcome, ResultBody, edited_bytes};
+use crate::policy::{
+    Action, CallRequest, CallResponse, Deny, Kind, Outcome, ResultBody, edited_bytes,
+};
 use crate::protocol::jsonrpc::{codes, encode_result};
 use crate::protocol::methods::{self, Route as MethodRoute};
 use crate::protocol::{ErrorObject, Notification, Request, RequestId, Response};
@@ -97,7 +99,14 @@ impl SessionState {
                 .backends()
                 .get(r.route.backend)
                 .map_or("?", |b| b.name.as_str());
-            let action = Action::new(&r.req.method, backend, &r.route.original);
+            let mut action = Action::new(&r.req.method, backend, &r.route.original)
+                .with_facts(r.route.read_only, r.route.annotations.as_deref());
+            if r.req.method == methods::COMPLETION_COMPLETE {
+                // Asked as the prompt or resource its `ref` names (the route's `original`).
+                let ref_type = r.req.params.as_ref().and_then(|p| p.get("ref"));
+                let ref_type = ref_type.and_then(|t| t.get("type")).and_then(Value::as_str);
+                action = action.with_kind(Kind::of_ref(ref_type));
+            }
             let arguments = r.req.params.as_mut().and_then(|p| p.get_mut("arguments"));
             let mut c = CallRequest {
                 principal: &self.principal,

@@ -21,9 +21,9 @@ pub(super) fn answer(
     let names = shared.backend_names();
     let visible = |e: &Exposed| {
         let backend = names.get(e.backend).copied().unwrap_or_default();
-        shared
-            .policy
-            .visible(principal, &Action::new(&req.method, backend, &e.original))
+        let action = Action::new(&req.method, backend, &e.original)
+            .with_facts(e.read_only, e.annotations.as_deref());
+        shared.policy.visible(principal, &action)
     };
     let list = |key: &str, items: &[Exposed]| {
         let mut out = BytesMut::with_capacity(

@@ -116,3 +116,38 @@ fn resources_route_by_exact_collided_and_sole_owner() {
         "sole owner takes unknown URIs"
     );
 }
+
+#[test]
+fn only_a_true_read_only_hint_makes_a_tool_read_only_and_annotations_are_kept() {
+    let mut s = snap(&["plain"], &["p"], &["note://1"]);
+    if let Some(s) = s.as_mut().and_then(Arc::get_mut) {
+        for (name, ann) in [
+            ("reader", json!({"readOnlyHint": true, "title": "Reader"})),
+            ("writer", json!({"readOnlyHint": false})),
+            ("stringly", json!({"readOnlyHint": "true"})),
+        ] {
+            let mut t = tool(name);
+            t.insert("annotations".into(), ann);
+            s.tools.push(t);
+        }
+    }
+    let v = View::single(&["notes"], &[s], 0);
+    let facts = |n: &str| {
+        let t = v.tool(n).expect("listed");
+        (
+            t.read_only,
+            t.annotations.as_ref().map(|a| a.get().to_string()),
+        )
+    };
+    assert_eq!(facts("plain"), (false, None), "no hint: a write");
+    assert_eq!(
+        facts("reader"),
+        (
+            true,
+            Some(r#"{"readOnlyHint":true,"title":"Reader"}"#.to_string())
+        )
+    );
+    assert!(!facts("writer").0);
+    assert!(!facts("stringly").0, "only the JSON boolean true counts");
+    assert!(v.prompts[0].read_only && v.resources[0].read_only);
+}

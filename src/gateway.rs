@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 use crate::catalog::{Catalog, spawn_discovery};
 use crate::config::Config;
 use crate::listener::{self, ListenerState};
-use crate::policy::{Pipeline, Stage};
+use crate::policy::{Pipeline, Stage, reload};
 use crate::session::{AuditSink, SessionRegistry, Shared};
 use crate::telemetry::Telemetry;
 use crate::telemetry::audit::{AuditDurability, AuditLog};
@@ -86,14 +86,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             catalog: catalog.clone(),
             pool: pool.clone(),
-            policy: Pipeline::new(
-                config
-                    .policy
-                    .iter()
-                    .map(|c| c.build())
-                    .chain(extra)
-                    .collect(),
-            ),
+            policy: Pipeline::from_config(&config.policy, extra)?,
             limits: config.sessions.clone(),
             epoch: tokio::time::Instant::now(),
             audit,
@@ -107,6 +100,10 @@ impl Gateway {
         registry.spawn_sweeper(shutdown.clone());
         registry.spawn_catalog_fanout(shutdown.clone());
         spawn_discovery(catalog, pool, shutdown.clone());
+        if shared.policy.reloadable() {
+            let (p, m) = (shared.policy.clone(), telemetry.metrics.clone());
+            reload::spawn_watch(p, m, reload::POLL_INTERVAL, shutdown.clone());
+        }
 
         let mut servers = JoinSet::new();
         let mut addrs = Vec::new();

@@ -125,13 +125,16 @@ pub async fn run(
         }
         report.needs_restart.dedup();
     }
-    for (stage, outcome) in shared.policy.reload() {
-        match outcome {
-            Ok(()) => report.stages_reloaded.push(stage.to_string()),
-            Err(e) => {
-                tracing::error!(stage, error = %e, "Policy reload rejected; the stage keeps its running policy");
-                report.stage_errors.push((stage.to_string(), e));
-            }
+    // Each outcome is logged and counted there (`switchboard.policy.reloads`).
+    let reloads = crate::policy::reload::reload(
+        &shared.policy,
+        &shared.telemetry.metrics,
+        crate::policy::reload::Trigger::Admin,
+    );
+    for r in reloads {
+        match r.result {
+            Ok(_) => report.stages_reloaded.push(r.stage.to_string()),
+            Err(e) => report.stage_errors.push((r.stage.to_string(), e.to_string())),
         }
     }
     tracing::info!(ok = report.ok(), listeners = ?report.listeners, needs_restart = ?report.needs_restart, "Reloaded");

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::stage::{
-    CallRequest, CallResponse, Deny, Pending, ResultBody, SessionSlot, Stage, Step,
+    CallRequest, CallResponse, Deny, Pending, ReloadError, Reloaded, ResultBody, SessionSlot,
+    Stage, Step,
 };
 use super::{Action, DecisionRecord, Principal};
 
@@ -27,6 +28,15 @@ pub enum Outcome {
         stage: usize,
         pending: Pending,
     },
+}
+
+/// One stage's answer to a reload.
+#[derive(Debug)]
+pub struct StageReload {
+    /// The stage's place in `policy:` and its kind.
+    pub index: usize,
+    pub stage: &'static str,
+    pub result: Result<Reloaded, ReloadError>,
 }
 
 /// Each stage's state for one session (a stage that keeps none has `None`).
@@ -75,11 +85,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Every stage reloads what it reads from files: (stage, outcome) for each.
-    pub fn reload(&self) -> Vec<(&'static str, Result<(), String>)> {
-        self.stages.iter().map(|s| (s.name(), s.reload())).collect()
-    }
-
     /// Starts the call question: identity into the record, then every stage from the first.
     pub fn request(
         &self,
@@ -107,6 +112,9 @@ impl Pipeline {
                 Err(d) => Step::Deny(d),
                 Ok(()) => stage.on_request(call, slots.0.get_mut(i).and_then(Option::as_mut)),
             };
+            if let Some(r) = call.policy_revision.take() {
+                record.policy_revision = Some(r.to_string());
+            }
             match step {
                 Step::Continue => {}
                 Step::Deny(mut d) => {
@@ -136,6 +144,26 @@ impl Pipeline {
         record.decision = Some("deny");
         record.deny_rule = Some(rule);
         record.deny_reason = Some(d.message.clone());
+    }
+
+    /// Whether any stage has policy sources to reload.
+    pub fn reloadable(&self) -> bool {
+        self.stages.iter().any(|s| s.reloadable())
+    }
+
+    /// Reloads every stage that has sources (the others are not asked). Blocking: it reads
+    /// files and compiles policies.
+    pub fn reload(&self) -> Vec<StageReload> {
+        self.stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.reloadable())
+            .map(|(index, s)| StageReload {
+                index,
+                stage: s.name(),
+                result: s.reload(),
+            })
+            .collect()
     }
 
     /// Whether any stage looks at results (otherwise they are forwarded untouched).

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -96,6 +97,9 @@ pub struct CallRequest<'a> {
     pub action: Action<'a>,
     /// `tools/call` arguments (or `prompts/get` arguments): a stage may rewrite them in place.
     pub arguments: Option<&'a mut Value>,
+    /// Set by a stage that decided under a versioned policy (`rego`): the revision it used,
+    /// which the pipeline writes into the decision record.
+    pub policy_revision: Option<Arc<str>>,
 }
 
 /// A call as a response stage sees it.
@@ -135,6 +139,30 @@ impl<'a> ResultBody<'a> {
     pub fn into_edited(self) -> Option<Value> {
         self.edited
     }
+}
+
+/// What reloading a stage's policy sources did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The sources are the revision already in force.
+    Unchanged { revision: Arc<str> },
+    /// A new revision is in force (sessions keep running; the next decision uses it).
+    Loaded {
+        previous: Arc<str>,
+        revision: Arc<str>,
+    },
+}
+
+/// A reload that was refused: the policy in force stays.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{error} (revision {kept} stays in force)")]
+pub struct ReloadError {
+    /// The refused sources' revision, when they could be read.
+    pub rejected: Option<Arc<str>>,
+    /// The revision still in force.
+    pub kept: Arc<str>,
+    /// Why (a compile error with file and line, an unreadable path).
+    pub error: String,
 }
 
 /// Per-session state of one stage (counters, windows), owned by the session.
@@ -179,9 +207,17 @@ pub trait Stage: Send + Sync + fmt::Debug {
         None
     }
 
-    /// Reads again what the stage loads from outside the config (policy files). Failing, the
-    /// stage keeps what it had and says why. Sessions are untouched either way.
-    fn reload(&self) -> Result<(), String> {
-        Ok(())
+    /// Whether this stage reads policy sources that can change while the gateway runs.
+    fn reloadable(&self) -> bool {
+        false
+    }
+
+    /// Re-reads the stage's sources (file watch, SIGHUP, admin): a new revision replaces the
+    /// policy in force without touching sessions; one that fails to load is refused and the old
+    /// one kept. Only asked when `reloadable`.
+    fn reload(&self) -> Result<Reloaded, ReloadError> {
+        Ok(Reloaded::Unchanged {
+            revision: Arc::from(""),
+        })
     }
 }

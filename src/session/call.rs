@@ -113,6 +113,7 @@ impl SessionState {
                 session_id: &self.id,
                 action,
                 arguments,
+                policy_revision: None,
             };
             let pipeline = &self.shared.policy;
             if from == 0 {

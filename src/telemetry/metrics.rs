@@ -76,6 +76,7 @@ pub struct Metrics {
     backend_sessions: UpDownCounter<i64>,
     restarts: Counter<u64>,
     fsync: Histogram<f64>,
+    policy_reloads: Counter<u64>,
     /// Label call metrics with tool names.
     pub(super) tool_labels: bool,
 }
@@ -138,6 +139,13 @@ impl Metrics {
                 .with_description("Latency of the audit log's fsync calls")
                 .with_boundaries(FSYNC_BUCKETS.to_vec())
                 .build(),
+            policy_reloads: meter
+                .u64_counter("switchboard.policy.reloads")
+                .with_unit("{reload}")
+                .with_description(
+                    "Policy reloads by stage and outcome (loaded, unchanged, rejected)",
+                )
+                .build(),
             tool_labels,
         }
     }
@@ -199,6 +207,17 @@ impl Metrics {
     pub fn backend_restarted(&self, backend: &Arc<str>) {
         self.restarts
             .add(1, &[KeyValue::new("switchboard.backend", backend.clone())]);
+    }
+
+    /// A policy stage's sources were reloaded: `outcome` is `loaded`, `unchanged` or `rejected`.
+    pub fn policy_reloaded(&self, stage: &'static str, outcome: &'static str) {
+        self.policy_reloads.add(
+            1,
+            &[
+                KeyValue::new("switchboard.policy.stage", stage),
+                KeyValue::new("switchboard.policy.outcome", outcome),
+            ],
+        );
     }
 
     /// One fsync of the audit log took `took` (records written are observed from the writer).

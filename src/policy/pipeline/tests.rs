@@ -122,6 +122,7 @@ fn run(
         principal: &who,
         session_id: "s1",
         action: Action::new(methods::TOOLS_CALL, "fs", tool),
+        policy_revision: None,
         arguments: Some(args),
     };
     let out = p.request(&mut call, slots, &mut rec);
@@ -200,6 +201,7 @@ async fn a_waiting_stage_resumes_at_the_next_stage() {
         principal: &who,
         session_id: "s1",
         action: Action::new(methods::TOOLS_CALL, "fs", "slow_yes"),
+        policy_revision: None,
         arguments: Some(&mut args),
     };
     assert!(matches!(
@@ -269,7 +271,7 @@ fn response_stages_rewrite_or_block_the_result_and_are_skipped_when_absent() {
 fn the_call_budget_counts_calls_per_session_not_listings() {
     let cfg: StageConfig =
         serde_norway::from_str("stage: call-budget\nmax_calls: 2\n").expect("config");
-    let p = Pipeline::from_config(&[cfg]);
+    let p = Pipeline::from_config(&[cfg], Vec::new()).expect("builds");
     let who = ana();
     assert!(p.visible(&who, &Action::new(methods::TOOLS_LIST, "fs", "ls")));
     let mut one = p.new_session();
@@ -310,5 +312,10 @@ fn stage_configs_are_tagged_and_strict() {
     );
     assert!(serde_norway::from_str::<StageConfig>("stage: teleport\n").is_err());
     let c: StageConfig = serde_norway::from_str("stage: access-list\nrules: []\n").expect("parses");
-    assert_eq!(Pipeline::from_config(&[c]).stage_names(), ["access-list"]);
+    assert_eq!(
+        Pipeline::from_config(&[c], Vec::new())
+            .expect("builds")
+            .stage_names(),
+        ["access-list"]
+    );
 }

@@ -10,15 +10,18 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::Program;
+use regorus::rvm::vm::RegoVM;
 use regorus::{CompiledPolicy, Engine, Value};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::stage::{CallRequest, Deny, ReloadError, Reloaded, SessionSlot, Stage, Step};
 use super::{Kind, Principal};
@@ -122,7 +125,11 @@ fn revision(files: &[(PathBuf, String)]) -> Arc<str> {
 
 /// A compiled policy and the revision of its sources.
 struct Policy {
+    /// The interpreter's form: the reference, and the fallback.
     compiled: CompiledPolicy,
+    /// The same policy as regorus VM bytecode (about 4× faster per call), when the VM compiler
+    /// takes it.
+    program: Option<Arc<Program>>,
     revision: Arc<str>,
 }
 
@@ -145,10 +152,47 @@ impl Policy {
         let compiled = engine
             .compile_with_entrypoint(&regorus::Rc::from(query))
             .map_err(failed)?;
+        let program = match Compiler::compile_from_policy(&compiled, &[query]) {
+            Ok(p) => Some(p),
+            Err(error) => {
+                debug!(error = %format!("{error:#}"), "Rego policy runs in the interpreter");
+                None
+            }
+        };
         Ok(Policy {
             compiled,
+            program,
             revision: sources.revision,
         })
+    }
+
+    /// Evaluates the query: on the session's VM when the policy has bytecode (the VM is made
+    /// or re-loaded for this revision), else — or when the VM fails, e.g. at its instruction
+    /// limit — in the interpreter.
+    fn eval(&self, input: Value, slot: Option<&mut Session>) -> anyhow::Result<Value> {
+        if let Some(program) = &self.program {
+            let mut fresh = None;
+            let vm = match slot {
+                Some(s) => &mut s.vm,
+                None => &mut fresh,
+            };
+            let vm = match vm {
+                Some((rev, vm)) if *rev == self.revision => vm,
+                _ => {
+                    let mut v = RegoVM::new();
+                    v.load_program(program.clone());
+                    &mut vm.insert((self.revision.clone(), v)).1
+                }
+            };
+            vm.set_input(input.clone());
+            match vm.execute() {
+                Ok(v) => return Ok(v),
+                Err(error) => {
+                    debug!(%error, revision = %self.revision, "Rego VM failed; using the interpreter");
+                }
+            }
+        }
+        self.compiled.eval_with_input(input)
     }
 }
 
@@ -189,10 +233,18 @@ impl Rego {
     }
 
     /// Evaluates the policy in force for one call: `Ok(())` allowed, else the refusal.
-    fn decide(&self, call: &mut CallRequest<'_>) -> Result<(), Deny> {
+    fn decide(
+        &self,
+        call: &mut CallRequest<'_>,
+        mut slot: Option<&mut Session>,
+    ) -> Result<(), Deny> {
         let policy = self.current.load();
         call.policy_revision = Some(policy.revision.clone());
-        let result = policy.compiled.eval_with_input(input(call));
+        let principal = match slot.as_deref_mut() {
+            Some(s) => s.principal(call.principal),
+            None => principal(call.principal),
+        };
+        let result = policy.eval(input(call, principal), slot);
         let refuse = |rule: &'static str, reason: &str| {
             Deny::forbidden(rule, reason).with_data(json!({ "policyRevision": &*policy.revision }))
         };
@@ -211,6 +263,67 @@ impl Rego {
         }
     }
 }
+
+/// What a session keeps between its calls: its VM (loaded with the revision it was made for)
+/// and its principal's part of the input document.
+#[derive(Default)]
+struct Session {
+    vm: Option<(Arc<str>, RegoVM)>,
+    principal: Option<(Principal, Value)>,
+}
+
+impl Session {
+    /// The principal's input object, built once per session (rebuilt if the principal differs).
+    fn principal(&mut self, p: &Principal) -> Value {
+        match &self.principal {
+            Some((known, v)) if known == p => v.clone(),
+            _ => {
+                let v = principal(p);
+                self.principal = Some((p.clone(), v.clone()));
+                v
+            }
+        }
+    }
+}
+
+/// The input document's keys, allocated once (a `Value` clone is a reference count).
+struct Keys {
+    principal: Value,
+    method: Value,
+    backend: Value,
+    kind: Value,
+    name: Value,
+    read_only: Value,
+    arguments: Value,
+    annotations: Value,
+    session: Value,
+    id: Value,
+    time: Value,
+    rfc3339: Value,
+    unix: Value,
+    tool: Value,
+    prompt: Value,
+    resource: Value,
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    principal: s("principal"),
+    method: s("method"),
+    backend: s("backend"),
+    kind: s("kind"),
+    name: s("name"),
+    read_only: s("read_only"),
+    arguments: s("arguments"),
+    annotations: s("annotations"),
+    session: s("session"),
+    id: s("id"),
+    time: s("time"),
+    rfc3339: s("rfc3339"),
+    unix: s("unix"),
+    tool: s("tool"),
+    prompt: s("prompt"),
+    resource: s("resource"),
+});
 
 /// What a query's value says.
 #[derive(Debug, PartialEq)]
@@ -267,9 +380,9 @@ fn principal(p: &Principal) -> Value {
     ])
 }
 
-/// The input document (`docs/policy.md` lists its fields).
-fn input(call: &CallRequest<'_>) -> Value {
-    let a = &call.action;
+/// The input document (`docs/policy.md` lists its fields), with `principal` already built.
+fn input(call: &CallRequest<'_>, principal: Value) -> Value {
+    let (a, k) = (&call.action, &*KEYS);
     let now = SystemTime::now();
     let unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let annotations = a
@@ -280,30 +393,37 @@ fn input(call: &CallRequest<'_>) -> Value {
         .arguments
         .as_deref()
         .map_or_else(Value::new_object, to_rego);
-    let mut doc = BTreeMap::from([
-        (s("principal"), principal(call.principal)),
-        (s("method"), s(a.method)),
-        (s("backend"), s(a.backend)),
-        (s("kind"), s(a.kind.as_str())),
-        (s("name"), s(a.name)),
-        (s("read_only"), Value::from(a.read_only)),
-        (s("arguments"), arguments),
-        (s("annotations"), annotations),
-        (s("session"), object([("id", s(call.session_id))])),
+    let time = BTreeMap::from([
         (
-            s("time"),
-            object([
-                (
-                    "rfc3339",
-                    s(&humantime::format_rfc3339_seconds(now).to_string()),
-                ),
-                ("unix", Value::from(unix)),
-            ]),
+            k.rfc3339.clone(),
+            s(&humantime::format_rfc3339_seconds(now).to_string()),
         ),
+        (k.unix.clone(), Value::from(unix)),
     ]);
-    if a.kind != Kind::Other {
-        // `input.tool`, `input.prompt` or `input.resource`: the backend's own name or URI.
-        doc.insert(s(a.kind.as_str()), s(a.name));
+    let mut doc = BTreeMap::from([
+        (k.principal.clone(), principal),
+        (k.method.clone(), s(a.method)),
+        (k.backend.clone(), s(a.backend)),
+        (k.kind.clone(), s(a.kind.as_str())),
+        (k.name.clone(), s(a.name)),
+        (k.read_only.clone(), Value::from(a.read_only)),
+        (k.arguments.clone(), arguments),
+        (k.annotations.clone(), annotations),
+        (
+            k.session.clone(),
+            Value::from(BTreeMap::from([(k.id.clone(), s(call.session_id))])),
+        ),
+        (k.time.clone(), Value::from(time)),
+    ]);
+    // `input.tool`, `input.prompt` or `input.resource`: the backend's own name or URI.
+    let by_kind = match a.kind {
+        Kind::Tool => Some(&k.tool),
+        Kind::Prompt => Some(&k.prompt),
+        Kind::Resource => Some(&k.resource),
+        Kind::Other => None,
+    };
+    if let Some(key) = by_kind {
+        doc.insert(key.clone(), s(a.name));
     }
     Value::from(doc)
 }
@@ -336,8 +456,12 @@ impl Stage for Rego {
 
     // `permits` keeps the default (`Ok`): see the module doc.
 
-    fn on_request(&self, call: &mut CallRequest<'_>, _slot: Option<&mut SessionSlot>) -> Step {
-        match self.decide(call) {
+    fn new_session(&self) -> Option<SessionSlot> {
+        Some(Box::new(Session::default()))
+    }
+
+    fn on_request(&self, call: &mut CallRequest<'_>, slot: Option<&mut SessionSlot>) -> Step {
+        match self.decide(call, slot.and_then(|s| s.downcast_mut::<Session>())) {
             Ok(()) => Step::Continue,
             Err(d) => Step::Deny(d),
         }

@@ -362,3 +362,55 @@ fn config_problems_name_the_path_or_the_query() {
     );
     assert!(serde_norway::from_str::<Config>("{path: x, querry: y}").is_err());
 }
+
+#[test]
+fn the_vm_and_the_interpreter_decide_alike_and_a_sessions_vm_follows_reloads() {
+    let (_d, path) = policy_file(ACME);
+    let stage = load(&path, None);
+    assert!(
+        stage.current.load().program.is_some(),
+        "the example runs on the VM"
+    );
+    let mut slot = stage.new_session().expect("a session slot");
+    for (subject, repo) in [("alice", "acme/x"), ("alice", "evil/x"), ("bob", "acme/x")] {
+        let p = who(Some(subject));
+        let mut args = json!({"repo": repo});
+        let c = CallRequest {
+            principal: &p,
+            session_id: "s-1",
+            action: Action::new(methods::TOOLS_CALL, "github", "open_pr"),
+            arguments: Some(&mut args),
+            policy_revision: None,
+        };
+        let doc = input(&c, principal(&p));
+        let policy = stage.current.load();
+        let vm = policy.eval(doc.clone(), None).expect("vm");
+        let interpreted = policy.compiled.eval_with_input(doc).expect("interpreter");
+        assert_eq!(vm, interpreted, "{subject} {repo}");
+    }
+    let run = |slot: &mut SessionSlot| {
+        let p = who(Some("alice"));
+        let mut args = json!({"repo": "acme/x"});
+        let mut c = CallRequest {
+            principal: &p,
+            session_id: "s-1",
+            action: Action::new(methods::TOOLS_CALL, "github", "open_pr"),
+            arguments: Some(&mut args),
+            policy_revision: None,
+        };
+        let step = stage.on_request(&mut c, Some(slot));
+        (matches!(step, Step::Continue), c.policy_revision)
+    };
+    assert_eq!(run(&mut slot), (true, Some(stage.revision())));
+    std::fs::write(
+        &path,
+        ACME.replace("org == \"acme\"", "org == \"acme-corp\""),
+    )
+    .expect("write");
+    assert!(matches!(stage.reload(), Ok(Reloaded::Loaded { .. })));
+    assert_eq!(
+        run(&mut slot),
+        (false, Some(stage.revision())),
+        "the session's VM runs the new revision"
+    );
+}

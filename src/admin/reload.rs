@@ -134,7 +134,9 @@ pub async fn run(
     for r in reloads {
         match r.result {
             Ok(_) => report.stages_reloaded.push(r.stage.to_string()),
-            Err(e) => report.stage_errors.push((r.stage.to_string(), e.to_string())),
+            Err(e) => report
+                .stage_errors
+                .push((r.stage.to_string(), e.to_string())),
         }
     }
     tracing::info!(ok = report.ok(), listeners = ?report.listeners, needs_restart = ?report.needs_restart, "Reloaded");

@@ -21,7 +21,7 @@ trap 'kill "${pids[@]}" 2>/dev/null' EXIT
 "$T/release/echo" 127.0.0.1:9101 & pids+=($!)
 target/release/switchboard serve --config loadtest/floor-gateway.yaml >/tmp/floor-gw-off.log 2>&1 & A=$!; pids+=($A)
 FLOOR_JWT_SECRET=floor-measurement-secret-not-for-production-use \
-  target/release/switchboard serve --config loadtest/floor-gateway-auth.yaml >/tmp/floor-gw-on.log 2>&1 & B=$!; pids+=($B)
+  target/release/switchboard serve --config "${ON_CONFIG:-loadtest/floor-gateway-auth.yaml}" >/tmp/floor-gw-on.log 2>&1 & B=$!; pids+=($B)
 for port in 9104 9105; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done

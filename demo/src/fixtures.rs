@@ -1,8 +1,12 @@
-//! The fixture backends (notes, tickets, conformance, lab) behind one small trait.
+//! The fixture backends (notes, tickets, conformance, lab, github, postgres, slack) behind one
+//! small trait.
 
 pub(crate) mod conformance;
+pub(crate) mod github;
 pub(crate) mod lab;
 pub(crate) mod notes;
+pub(crate) mod postgres;
+pub(crate) mod slack;
 pub(crate) mod tickets;
 
 use std::future::Future;
@@ -71,12 +75,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     }
 }
 
-/// Static dispatch over the four fixtures.
+/// Static dispatch over the fixtures.
 pub(crate) enum AnyBackend {
     Notes(notes::Notes),
     Tickets(tickets::Tickets),
     Conformance(conformance::Conformance),
     Lab(lab::Lab),
+    Github(github::Github),
+    Postgres(postgres::Postgres),
+    Slack(slack::Slack),
 }
 
 macro_rules! delegate {
@@ -86,6 +93,9 @@ macro_rules! delegate {
             AnyBackend::Tickets($b) => $e,
             AnyBackend::Conformance($b) => $e,
             AnyBackend::Lab($b) => $e,
+            AnyBackend::Github($b) => $e,
+            AnyBackend::Postgres($b) => $e,
+            AnyBackend::Slack($b) => $e,
         }
     };
 }
@@ -97,6 +107,9 @@ impl AnyBackend {
             Fixture::Tickets => Self::Tickets(tickets::Tickets::new()),
             Fixture::Conformance => Self::Conformance(conformance::Conformance),
             Fixture::Lab => Self::Lab(lab::Lab::new()),
+            Fixture::Github => Self::Github(github::Github::new()),
+            Fixture::Postgres => Self::Postgres(postgres::Postgres::new()),
+            Fixture::Slack => Self::Slack(slack::Slack::new()),
         }
     }
 }
@@ -148,6 +161,13 @@ impl Backend for AnyBackend {
 /// A tool definition.
 pub(crate) fn tool(name: &str, description: &str, input_schema: Value) -> Value {
     json!({ "name": name, "description": description, "inputSchema": input_schema })
+}
+
+/// `tool` marked read-only (`annotations.readOnlyHint: true`): it changes nothing, so a
+/// gateway may grant it to read-only roles.
+pub(crate) fn read_only(mut tool: Value) -> Value {
+    tool["annotations"] = json!({ "readOnlyHint": true });
+    tool
 }
 
 /// An object schema with the given properties, all required.

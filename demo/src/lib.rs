@@ -7,7 +7,8 @@
 //! - `jsonrpc` — the pure JSON-RPC message model (decode, classify, encode).
 //! - `core/` — dispatch of MCP methods to a fixture; `session` state, per-request `context`
 //!   (progress, logs, server→client requests), the change `hub`.
-//! - `fixtures/` — `notes`, `tickets`, `conformance`, `lab`.
+//! - `fixtures/` — `notes`, `tickets`, `conformance`, `lab`, and the small `github`, `postgres`
+//!   and `slack` look-alikes of the RBAC example (`examples/rbac-50-devs.yaml`).
 
 mod core;
 mod fixtures;
@@ -28,15 +29,24 @@ pub enum Fixture {
     Conformance,
     /// Test and benchmark tools (echo, sleep, exit, progress, server→client requests …).
     Lab,
+    /// Repositories and pull requests in memory (read: list, get; write: open, merge).
+    Github,
+    /// A toy database: read-only `query` (SELECT only) and a writing `execute`.
+    Postgres,
+    /// Channels and messages in memory (read: list, read; write: post).
+    Slack,
 }
 
 impl Fixture {
     /// Every fixture, in a stable order.
-    pub const ALL: [Fixture; 4] = [
+    pub const ALL: [Fixture; 7] = [
         Fixture::Notes,
         Fixture::Tickets,
         Fixture::Conformance,
         Fixture::Lab,
+        Fixture::Github,
+        Fixture::Postgres,
+        Fixture::Slack,
     ];
 
     /// The fixture's command-line name.
@@ -46,6 +56,9 @@ impl Fixture {
             Fixture::Tickets => "tickets",
             Fixture::Conformance => "conformance",
             Fixture::Lab => "lab",
+            Fixture::Github => "github",
+            Fixture::Postgres => "postgres",
+            Fixture::Slack => "slack",
         }
     }
 }
@@ -62,11 +75,12 @@ pub struct UnknownFixture(pub String);
 
 impl fmt::Display for UnknownFixture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown fixture {:?} (expected one of: notes, tickets, conformance, lab)",
-            self.0
-        )
+        write!(f, "unknown fixture {:?} (expected one of: ", self.0)?;
+        for (i, fixture) in Fixture::ALL.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{fixture}")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -104,6 +118,12 @@ mod tests {
         for f in Fixture::ALL {
             assert_eq!(f.to_string().parse::<Fixture>(), Ok(f));
         }
-        assert!("nope".parse::<Fixture>().is_err());
+        let err = "nope".parse::<Fixture>().unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "(expected one of: notes, tickets, conformance, lab, github, postgres, slack)"
+            ),
+            "{err}"
+        );
     }
 }

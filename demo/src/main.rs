@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use switchboard_demo::{Fixture, serve_http, serve_stdio};
 
-const USAGE: &str = "usage: switchboard-demo <notes|tickets|conformance|lab> [--http ADDR]";
+const USAGE: &str =
+    "usage: switchboard-demo <notes|tickets|conformance|lab|github|postgres|slack> [--http ADDR]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

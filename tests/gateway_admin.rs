@@ -14,6 +14,7 @@ use switchboard::gateway::Gateway;
 const ALICE: &str = "sbk_alice-admin-test-000000000000000000000";
 const BOB: &str = "sbk_bob-admin-test-00000000000000000000000";
 const ROOT: &str = "sbk_root-admin-test-0000000000000000000000";
+const SCRAPER: &str = "sbk_scraper-admin-test-000000000000000000";
 
 fn config(keys: &[(&str, &str)], policy: &str) -> String {
     let keys: String = keys
@@ -26,9 +27,10 @@ fn config(keys: &[(&str, &str)], policy: &str) -> String {
         })
         .collect();
     format!(
-        "listeners:\n  - name: t\n    bind: '127.0.0.1:0'\n    auth:\n      mode: oauth\n      api_keys:\n{keys}admin:\n  bind: '127.0.0.1:0'\n  auth:\n    mode: oauth\n    api_keys:\n      - {{name: root, hash: '{}', roles: [admin]}}\n      - {{name: alice, hash: '{}', roles: [dev]}}\n{policy}backends:\n{}",
+        "listeners:\n  - name: t\n    bind: '127.0.0.1:0'\n    auth:\n      mode: oauth\n      api_keys:\n{keys}admin:\n  bind: '127.0.0.1:0'\n  auth:\n    mode: oauth\n    api_keys:\n      - {{name: root, hash: '{}', roles: [admin]}}\n      - {{name: alice, hash: '{}', roles: [dev]}}\n      - {{name: scraper, hash: '{}', roles: [metrics]}}\n{policy}backends:\n{}",
         api_key_hash(ROOT),
         api_key_hash(ALICE),
+        api_key_hash(SCRAPER),
         fixture_stdio("notes", "notes"),
     )
 }
@@ -126,6 +128,25 @@ async fn only_admins_see_sessions_and_can_end_one() {
         .send(reqwest::Method::DELETE, "/admin/sessions/nope", Some(ROOT))
         .await;
     assert_eq!(s, 404);
+
+    // Metrics: any credential of the admin listener (a scraper's key), no admin role needed —
+    // and that key opens nothing else. Bob's refused request above is counted there.
+    let (s, _) = admin.send(reqwest::Method::GET, "/metrics", None).await;
+    assert_eq!(s, 401);
+    let (s, text) = admin
+        .send(reqwest::Method::GET, "/metrics", Some(SCRAPER))
+        .await;
+    assert_eq!(s, 200);
+    let text = text.as_str().unwrap().to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("switchboard_reason=\"unknown_session\"") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    let (s, _) = admin
+        .send(reqwest::Method::GET, "/admin/sessions", Some(SCRAPER))
+        .await;
+    assert_eq!(s, 403);
     gw.shutdown().await;
 }
 

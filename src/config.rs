@@ -180,6 +180,42 @@ pub struct BackendConfig {
     pub name: String,
     pub transport: TransportConfig,
     pub timeouts: Timeouts,
+    /// The gateway's own credential for this backend beyond static `headers:` (HTTP and
+    /// WebSocket only); `None`: static headers (if any) are the whole credential.
+    pub auth: Option<BackendAuth>,
+}
+
+/// How the gateway obtains the credential it sends to a backend (`auth:` of a backend).
+#[derive(Clone, Debug)]
+pub enum BackendAuth {
+    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4): a bearer token fetched from the
+    /// token endpoint, cached until shortly before it expires.
+    ClientCredentials(ClientCredentialsConfig),
+}
+
+/// `auth: client_credentials:` of a backend.
+#[derive(Clone, Debug)]
+pub struct ClientCredentialsConfig {
+    /// The token endpoint (http or https).
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Sent as the space-separated `scope` parameter when not empty.
+    pub scopes: Vec<String>,
+    /// Sent as the `audience` parameter (Auth0, Okta, Keycloak and others).
+    pub audience: Option<String>,
+    /// Sent as the RFC 8707 `resource` parameter.
+    pub resource: Option<String>,
+    pub auth_method: ClientAuthMethod,
+}
+
+/// How the gateway authenticates itself to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (`client_secret_basic`, the default).
+    Basic,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Post,
 }
 
 /// Per-backend deadlines.
@@ -249,11 +285,14 @@ impl Config {
         validate::validate(raw, &validate::Env::process())
     }
 
-    /// Reads and validates a config file.
+    /// Reads and validates a config file; a relative `${file:PATH}` is read beside it.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Io(format!("{}: {e}", path.display())))?;
-        let mut c = Self::from_yaml(&text)?;
+        let raw: raw::RawConfig =
+            serde_norway::from_str(&text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let dir = path.parent().unwrap_or_else(|| std::path::Path::new(""));
+        let mut c = validate::validate(raw, &validate::Env::process().files_relative_to(dir))?;
         c.source = Some(path.to_path_buf());
         Ok(c)
     }

@@ -149,6 +149,27 @@ pub(super) struct RawBackend {
     pub(super) cwd: Option<String>,
     #[serde(default)]
     pub(super) timeouts: RawTimeouts,
+    pub(super) auth: Option<RawBackendAuth>,
+}
+
+/// `auth:` of a backend: exactly one way to obtain the gateway's credential.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackendAuth {
+    pub(super) client_credentials: Option<RawClientCredentials>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClientCredentials {
+    pub(super) token_url: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) client_secret: Option<String>,
+    #[serde(default)]
+    pub(super) scopes: Vec<String>,
+    pub(super) audience: Option<String>,
+    pub(super) resource: Option<String>,
+    pub(super) auth_method: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

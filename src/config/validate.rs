@@ -1,14 +1,16 @@
-//! Turns a `RawConfig` into a `Config`: defaults, `${env:VAR}` expansion, and field-named errors.
+//! Turns a `RawConfig` into a `Config`: defaults, `${env:VAR}` / `${file:PATH}` expansion, and
+//! field-named errors (which name the field, never a substituted value).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawAudit, RawBackend, RawConfig, RawListener};
+use super::raw::{RawAudit, RawBackend, RawBackendAuth, RawConfig, RawListener};
 use super::{
-    AuditConfig, AuditDurability, BackendConfig, Config, ListenerConfig, LogConfig, NamingPolicy,
-    Secret, SessionConfig, Timeouts, TransportConfig,
+    AuditConfig, AuditDurability, BackendAuth, BackendConfig, ClientAuthMethod,
+    ClientCredentialsConfig, Config, ListenerConfig, LogConfig, NamingPolicy, Secret,
+    SessionConfig, Timeouts, TransportConfig,
 };
 
 /// One problem with one field.
@@ -35,10 +37,13 @@ pub enum ConfigError {
     Invalid(Vec<FieldError>),
 }
 
-/// Where `${env:VAR}` and `${self}` come from (the process, or a test's map).
+/// Where `${env:VAR}`, `${file:PATH}` and `${self}` come from (the process, or a test's map).
 pub(crate) struct Env {
     vars: BTreeMap<String, String>,
     self_exe: String,
+    /// A relative `${file:PATH}` is read from here (the config file's directory); `None`: from
+    /// the working directory.
+    files_base: Option<PathBuf>,
 }
 
 impl Env {
@@ -59,7 +64,14 @@ impl Env {
         Env {
             vars: std::env::vars().collect(),
             self_exe,
+            files_base: None,
         }
+    }
+
+    /// Reads relative `${file:PATH}` references from `dir` (the config file's directory).
+    pub(crate) fn files_relative_to(mut self, dir: &Path) -> Self {
+        self.files_base = Some(dir.to_path_buf());
+        self
     }
 
     #[cfg(test)]
@@ -70,6 +82,7 @@ impl Env {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             self_exe: "/bin/switchboard".into(),
+            files_base: None,
         }
     }
 }
@@ -461,11 +474,107 @@ fn backend(b: RawBackend, at: &str, env: &Env, errs: &mut Errors) -> Option<Back
             return None;
         }
     };
+    let auth = b
+        .auth
+        .and_then(|a| backend_auth(a, &transport, &at, env, errs));
     Some(BackendConfig {
         name,
         transport,
         timeouts,
+        auth,
     })
+}
+
+/// `auth:` of a backend. Only HTTP and WebSocket backends take one, and not beside a static
+/// `Authorization` header (which one would the backend see?).
+fn backend_auth(
+    a: RawBackendAuth,
+    transport: &TransportConfig,
+    at: &str,
+    env: &Env,
+    errs: &mut Errors,
+) -> Option<BackendAuth> {
+    let at = format!("{at}.auth");
+    let headers = match transport {
+        TransportConfig::StreamableHttp { headers, .. }
+        | TransportConfig::WebSocket { headers, .. } => headers,
+        TransportConfig::Stdio { .. } => {
+            errs.push(
+                at,
+                "only applies to streamable-http and websocket backends (a stdio backend gets its credentials through env)",
+            );
+            return None;
+        }
+    };
+    if headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("authorization"))
+    {
+        errs.push(
+            at.clone(),
+            "cannot be combined with a static Authorization header",
+        );
+    }
+    let Some(c) = a.client_credentials else {
+        errs.push(at, "needs one of: client_credentials");
+        return None;
+    };
+    let at = format!("{at}.client_credentials");
+    let required = |v: Option<String>, field: &str, errs: &mut Errors| match v {
+        Some(v) if !v.trim().is_empty() => Some(expand(&v, env, &format!("{at}.{field}"), errs)),
+        _ => {
+            errs.push(format!("{at}.{field}"), "is required");
+            None
+        }
+    };
+    let token_url = required(c.token_url, "token_url", errs);
+    let client_id = required(c.client_id, "client_id", errs);
+    let client_secret = required(c.client_secret, "client_secret", errs);
+    let auth_method = match c.auth_method.as_deref() {
+        None | Some("client_secret_basic") => ClientAuthMethod::Basic,
+        Some("client_secret_post") => ClientAuthMethod::Post,
+        Some(other) => {
+            errs.push(
+                format!("{at}.auth_method"),
+                format!(
+                    "expected \"client_secret_basic\" or \"client_secret_post\", got {other:?}"
+                ),
+            );
+            ClientAuthMethod::Basic
+        }
+    };
+    let (token_url, client_id, client_secret) = (token_url?, client_id?, client_secret?);
+    if !(token_url.starts_with("http://") || token_url.starts_with("https://")) {
+        errs.push(
+            format!("{at}.token_url"),
+            "must start with http:// or https://",
+        );
+    }
+    for (i, s) in c.scopes.iter().enumerate() {
+        // RFC 6749 §3.3: scope tokens are visible ASCII without space, `"` or `\`.
+        if s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
+            errs.push(
+                format!("{at}.scopes[{i}]"),
+                "must be a non-empty scope token (visible ASCII, no space, quote or backslash)",
+            );
+        }
+    }
+    let optional = |v: Option<String>, field: &str, errs: &mut Errors| {
+        v.map(|v| expand(&v, env, &format!("{at}.{field}"), errs))
+    };
+    Some(BackendAuth::ClientCredentials(ClientCredentialsConfig {
+        audience: optional(c.audience, "audience", errs),
+        resource: optional(c.resource, "resource", errs),
+        token_url,
+        client_id,
+        client_secret: Secret::new(client_secret),
+        scopes: c.scopes,
+        auth_method,
+    }))
 }
 
 pub(super) fn http_header_name_invalid(k: &str) -> bool {
@@ -475,7 +584,9 @@ pub(super) fn http_header_name_invalid(k: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Expands `${env:VAR}` and `${self}`; a missing variable is an error naming the field (not the value).
+/// Expands `${env:VAR}`, `${file:PATH}` and `${self}`. A missing variable or unreadable file is
+/// an error naming the field (and the variable or path), never a value. A substituted value is
+/// not expanded again.
 pub(super) fn expand(s: &str, env: &Env, field: &str, errs: &mut Errors) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -493,10 +604,17 @@ pub(super) fn expand(s: &str, env: &Env, field: &str, errs: &mut Errors) -> Stri
                 Some(v) => out.push_str(v),
                 None => errs.push(field, format!("environment variable {var} is not set")),
             }
+        } else if let Some(path) = key.strip_prefix("file:") {
+            match read_secret_file(env, path) {
+                Ok(v) => out.push_str(&v),
+                Err(problem) => errs.push(field, problem),
+            }
         } else {
             errs.push(
                 field,
-                format!("unknown substitution ${{{key}}} (use ${{env:NAME}} or ${{self}})"),
+                format!(
+                    "unknown substitution ${{{key}}} (use ${{env:NAME}}, ${{file:PATH}} or ${{self}})"
+                ),
             );
         }
         rest = &rest[start + end + 1..];
@@ -504,3 +622,32 @@ pub(super) fn expand(s: &str, env: &Env, field: &str, errs: &mut Errors) -> Stri
     out.push_str(rest);
     out
 }
+
+/// Largest file a `${file:PATH}` reads: a credential, not a document.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// The contents of a `${file:PATH}` without its trailing newline(s). The problem, when there is
+/// one, names the path and the I/O error kind only: never the contents.
+fn read_secret_file(env: &Env, path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Err("${file:} needs a path".into());
+    }
+    let full = match &env.files_base {
+        Some(base) if Path::new(path).is_relative() => base.join(path),
+        _ => PathBuf::from(path),
+    };
+    let cannot = |why: &dyn std::fmt::Display| format!("cannot read file {path}: {why}");
+    let meta = std::fs::metadata(&full).map_err(|e| cannot(&e.kind()))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(cannot(&format_args!("larger than {MAX_SECRET_FILE} bytes")));
+    }
+    let bytes = std::fs::read(&full).map_err(|e| cannot(&e.kind()))?;
+    let text = String::from_utf8(bytes).map_err(|_| cannot(&"not UTF-8 text"))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 //! backend says (responses, notifications, server→client requests) arrives as `UpstreamEvent`s on
 //! the channel given to `connect`. The owner (a `BackendSession` actor) does the MCP handshake.
 
+pub mod credentials;
 pub mod handshake;
 pub mod http;
 pub mod stdio;
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{BackendConfig, TransportConfig};
 use crate::protocol::{Message, RequestId};
+use credentials::Credentials;
 
 /// Capacity of the per-connection event channel; a backend that floods it is back-pressured.
 pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
@@ -62,6 +64,10 @@ pub enum UpstreamError {
     Closed(String),
     #[error("I/O error: {0}")]
     Io(String),
+    /// The gateway could not obtain its own credential for the backend (e.g. the token
+    /// endpoint refused or is down). Never carries a secret.
+    #[error("cannot obtain the gateway's credentials: {0}")]
+    Credentials(String),
 }
 
 impl UpstreamError {
@@ -71,7 +77,8 @@ impl UpstreamError {
     }
 }
 
-/// Shared per-backend resources that outlive one connection (e.g. the pooled HTTP clients).
+/// Shared per-backend resources that outlive one connection: the pooled HTTP clients and the
+/// gateway's credentials (one token cache per backend, shared by every session).
 #[derive(Clone, Debug)]
 pub struct UpstreamPool {
     inner: Arc<PoolInner>,
@@ -82,20 +89,44 @@ struct PoolInner {
     /// One keep-alive client per Streamable HTTP backend, keyed by backend name, so each
     /// backend's connect timeout applies and its connections are shared by every session.
     http: HashMap<String, http::Client>,
+    /// The dynamic credential of each backend that has `auth:`, keyed by backend name.
+    credentials: HashMap<String, Credentials>,
 }
 
 impl UpstreamPool {
     /// One pool per gateway, built from the configured backends.
     pub fn new(backends: &[BackendConfig]) -> Result<Self, UpstreamError> {
         let mut http = HashMap::new();
+        let mut credentials = HashMap::new();
         for b in backends {
             if let TransportConfig::StreamableHttp { .. } = b.transport {
                 http.insert(b.name.clone(), http::build_client(&b.timeouts)?);
             }
+            if b.auth.is_some() {
+                // The token requests share the backend's pool (another host, its own connections).
+                let client = match http.get(&b.name) {
+                    Some(c) => c.clone(),
+                    None => http::build_client(&b.timeouts)?,
+                };
+                credentials.insert(b.name.clone(), Credentials::for_backend(b, client)?);
+            }
         }
         Ok(Self {
-            inner: Arc::new(PoolInner { http }),
+            inner: Arc::new(PoolInner { http, credentials }),
         })
+    }
+
+    /// The credential of `cfg`'s backend, shared by its connections; one built on the spot
+    /// (with its own token cache) if the pool was built without this backend.
+    pub fn credentials(&self, cfg: &BackendConfig) -> Result<Credentials, UpstreamError> {
+        if let Some(c) = self.inner.credentials.get(&cfg.name) {
+            return Ok(c.clone());
+        }
+        if cfg.auth.is_none() {
+            return Ok(Credentials::none());
+        }
+        tracing::warn!(backend = %cfg.name, "Backend missing from the upstream pool; its token is not shared");
+        Credentials::for_backend(cfg, http::build_client(&cfg.timeouts)?)
     }
 
     /// The pooled client of the HTTP backend `backend`, if the pool was built with it.
@@ -153,15 +184,19 @@ impl Upstream {
                         http::build_client(&cfg.timeouts)?
                     }
                 };
+                let credentials = pool.credentials(cfg)?;
                 Ok(Upstream::Http(http::HttpUpstream::new(
-                    cfg, client, events,
+                    cfg,
+                    client,
+                    credentials,
+                    events,
                 )?))
             }
             TransportConfig::Stdio { .. } => Ok(Upstream::Stdio(
                 stdio::StdioUpstream::spawn(cfg, events).await?,
             )),
             TransportConfig::WebSocket { .. } => Ok(Upstream::WebSocket(
-                websocket::WsUpstream::connect(cfg, events).await?,
+                websocket::WsUpstream::connect(cfg, &pool.credentials(cfg)?, events).await?,
             )),
         }
     }

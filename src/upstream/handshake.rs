@@ -123,7 +123,9 @@ pub async fn open(
         }));
         match discover(up, events, backlog, timeout).await {
             Ok(info) => return Ok(info),
-            Err(CallError::Upstream(e @ UpstreamError::Connect(_))) => return Err(e.into()),
+            Err(CallError::Upstream(
+                e @ (UpstreamError::Connect(_) | UpstreamError::Credentials(_)),
+            )) => return Err(e.into()),
             Err(e) => {
                 tracing::debug!(error = %e, "server/discover refused; falling back to initialize");
                 http.set_modern(None);

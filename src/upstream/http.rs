@@ -11,7 +11,7 @@ mod stream;
 mod wire;
 
 pub use client::{Client, Connector};
-pub(crate) use client::{build_client, header_map};
+pub(crate) use client::{build_client, describe, header_map};
 pub use shared::Envelope;
 
 use std::sync::{Arc, Mutex};
@@ -21,10 +21,11 @@ use http::{Method, StatusCode};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use super::credentials::Credentials;
 use super::{EventSink, UpstreamError, UpstreamEvent};
 use crate::config::{BackendConfig, TransportConfig};
 use crate::protocol::{Message, methods};
-use client::{describe, parse_url};
+use client::parse_url;
 use shared::{SessionHeaders, SessionState, Shared};
 use wire::{PROTOCOL_VERSION, SESSION_ID, is_method};
 
@@ -49,6 +50,7 @@ impl HttpUpstream {
     pub fn new(
         cfg: &BackendConfig,
         client: Client,
+        credentials: Credentials,
         events: mpsc::Sender<UpstreamEvent>,
     ) -> Result<Self, UpstreamError> {
         let TransportConfig::StreamableHttp { url, headers } = &cfg.transport else {
@@ -65,6 +67,7 @@ impl HttpUpstream {
             uri,
             client,
             headers,
+            credentials,
             timeouts: cfg.timeouts,
             events,
             direct: std::sync::OnceLock::new(),
@@ -158,10 +161,9 @@ impl HttpUpstream {
         if let Some(v) = protocol_version {
             headers.insert(PROTOCOL_VERSION, v);
         }
-        let req =
-            self.shared
-                .client
-                .request(self.shared.request(Method::DELETE, headers, Bytes::new()));
+        let req = self
+            .shared
+            .send(self.shared.request(Method::DELETE, headers, Bytes::new()));
         let backend = &self.shared.name;
         match tokio::time::timeout(self.shared.timeouts.connect, req).await {
             Ok(Ok(r))
@@ -172,8 +174,8 @@ impl HttpUpstream {
             Ok(Ok(r)) => {
                 debug!(backend = %backend, status = r.status().as_u16(), "Backend refused DELETE of its session");
             }
-            Ok(Err(e)) => {
-                debug!(backend = %backend, error = %describe(&e), "DELETE of backend session failed")
+            Ok(Err(error)) => {
+                debug!(backend = %backend, %error, "DELETE of backend session failed")
             }
             Err(_) => debug!(backend = %backend, "DELETE of backend session timed out"),
         }

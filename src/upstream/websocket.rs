@@ -10,11 +10,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message as Frame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{self, Message as Frame, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, warn};
 
+use super::credentials::Credentials;
 use super::{AbortOnDrop, UpstreamError, UpstreamEvent, truncate_for_log};
 use crate::config::{BackendConfig, TransportConfig};
 use crate::protocol::Message;
@@ -49,10 +51,11 @@ impl std::fmt::Debug for WsUpstream {
 }
 
 impl WsUpstream {
-    /// Connects (bounded by the backend's connect timeout) with the configured headers and
-    /// subprotocol `mcp`.
+    /// Connects (bounded by the backend's connect timeout) with the configured headers, the
+    /// gateway's credential (never the client's) and subprotocol `mcp`.
     pub async fn connect(
         cfg: &BackendConfig,
+        credentials: &Credentials,
         events: mpsc::Sender<UpstreamEvent>,
     ) -> Result<Self, UpstreamError> {
         let TransportConfig::WebSocket { url, headers } = &cfg.transport else {
@@ -67,6 +70,10 @@ impl WsUpstream {
             .map_err(|e| UpstreamError::Connect(format!("backend url is invalid: {e}")))?;
         // The same validation (and secrets marked sensitive) as the HTTP transport's.
         req.headers_mut().extend(super::http::header_map(headers)?);
+        let token = credentials.authorization().await?;
+        if let Some(token) = &token {
+            req.headers_mut().insert(AUTHORIZATION, token.clone());
+        }
         req.headers_mut()
             .insert("sec-websocket-protocol", HeaderValue::from_static("mcp"));
         let config = WebSocketConfig::default()
@@ -76,7 +83,14 @@ impl WsUpstream {
         let (socket, _) = timeout(cfg.timeouts.connect, connecting)
             .await
             .map_err(|_| UpstreamError::Timeout(cfg.timeouts.connect))?
-            .map_err(|e| UpstreamError::Connect(format!("WebSocket handshake failed: {e}")))?;
+            .map_err(|e| {
+                if let (tungstenite::Error::Http(resp), Some(token)) = (&e, &token)
+                    && resp.status() == tungstenite::http::StatusCode::UNAUTHORIZED
+                {
+                    credentials.rejected(token);
+                }
+                UpstreamError::Connect(format!("WebSocket handshake failed: {e}"))
+            })?;
         let name: Arc<str> = cfg.name.as_str().into();
         debug!(backend = %name, "WebSocket connected");
         let (sink, stream) = socket.split();

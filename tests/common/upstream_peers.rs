@@ -60,6 +60,7 @@ fn backend(name: &str, transport: TransportConfig) -> BackendConfig {
             connect: Duration::from_secs(10),
             request: Duration::from_secs(30),
         },
+        auth: None,
     }
 }
 

@@ -164,7 +164,7 @@ pub(super) fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// An error and its causes. hyper's errors carry neither the request URL nor headers.
-pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -269,11 +269,7 @@ impl Shared {
             headers,
             Message::Request(req.clone()).to_bytes(),
         );
-        let resp = self
-            .client
-            .request(http)
-            .await
-            .map_err(|e| self.request_error(e))?;
+        let resp = self.send(http).await?;
         let status = resp.status();
         if is_media(&resp, "text/event-stream") && status.is_success() {
             return self.read_modern_stream(resp, &req.id, related).await;

@@ -54,13 +54,9 @@ impl Shared {
             trace_headers(r, &mut headers);
         }
         let req = self.request(Method::POST, headers, msg.to_bytes());
-        let sent = self.client.request(req).await;
-        let resp = match sent {
+        let resp = match self.send(req).await {
             Ok(r) => r,
-            Err(e) => {
-                let error = self.request_error(e);
-                return self.send_failed(msg, error).await;
-            }
+            Err(error) => return self.send_failed(msg, error).await,
         };
         let status = resp.status();
         if status == StatusCode::NOT_FOUND && session.session_id.is_some() {
@@ -180,10 +176,8 @@ impl Shared {
         })?;
         headers.insert(LAST_EVENT_ID, last);
         let resp = self
-            .client
-            .request(self.request(Method::GET, headers, Bytes::new()))
-            .await
-            .map_err(|e| self.request_error(e))?;
+            .send(self.request(Method::GET, headers, Bytes::new()))
+            .await?;
         if !resp.status().is_success() {
             return Err(UpstreamError::Status(resp.status().as_u16()));
         }

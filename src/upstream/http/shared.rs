@@ -5,9 +5,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, HeaderMap, HeaderValue};
-use http::{Method, Request, Uri};
+use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, warn};
@@ -16,6 +17,7 @@ use super::client::{Client, describe, timed_out};
 use super::wire::{PROTOCOL_VERSION, SESSION_ID};
 use crate::config::Timeouts;
 use crate::protocol::{Message, RequestId};
+use crate::upstream::credentials::Credentials;
 use crate::upstream::{AbortOnDrop, EventSink, UpstreamError, UpstreamEvent};
 
 pub(super) struct Shared {
@@ -26,6 +28,10 @@ pub(super) struct Shared {
     /// Configured headers (values marked sensitive), plus `User-Agent` and the URL's user info
     /// as Basic credentials unless configured otherwise.
     pub(super) headers: HeaderMap,
+    /// The gateway's own credential for this backend (an OAuth token), set on every request by
+    /// `send`. Requests are built here from configuration alone: nothing of the client's HTTP
+    /// request (its `Authorization` above all) is ever copied onto them.
+    pub(super) credentials: Credentials,
     pub(super) timeouts: Timeouts,
     pub(super) events: mpsc::Sender<UpstreamEvent>,
     /// Set after the handshake: where a POST's JSON answer goes without the event channel.
@@ -138,6 +144,30 @@ impl Shared {
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = headers;
         req
+    }
+
+    /// Sends one request with the gateway's credential for the backend (fetched or refreshed
+    /// first when it has one). The only way requests leave for the backend. A 401 answer drops
+    /// the cached token, so the next request fetches a fresh one.
+    pub(super) async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let token = self.credentials.authorization().await?;
+        if let Some(token) = &token {
+            req.headers_mut().insert(AUTHORIZATION, token.clone());
+        }
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| self.request_error(e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && let Some(token) = &token
+        {
+            self.credentials.rejected(token);
+        }
+        Ok(resp)
     }
 
     pub(super) async fn send_failed(&self, msg: Message, error: UpstreamError) {

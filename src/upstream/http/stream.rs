@@ -129,8 +129,7 @@ impl Shared {
                 headers.insert(LAST_EVENT_ID, last);
             }
             let sent = self
-                .client
-                .request(self.request(Method::GET, headers, Bytes::new()))
+                .send(self.request(Method::GET, headers, Bytes::new()))
                 .await;
             if let Some(ready) = ready.take() {
                 // The backend registered the stream before answering: what it sends from now
@@ -172,10 +171,10 @@ impl Shared {
                         warn!(backend = %self.name, status = status.as_u16(), "GET stream failed; retrying with backoff");
                     }
                 }
-                Err(e) => {
+                Err(error) => {
                     failures += 1;
                     if failures == 1 {
-                        warn!(backend = %self.name, error = %describe(&e), "GET stream failed; retrying with backoff");
+                        warn!(backend = %self.name, %error, "GET stream failed; retrying with backoff");
                     }
                 }
             }

@@ -266,7 +266,7 @@ impl TokenCache {
     /// Drops the cached token if it is still `sent` (a concurrent refresh may have replaced it).
     fn forget(&self, sent: &HeaderValue) -> bool {
         let cached = self.current.load();
-        if !cached.as_ref().is_some_and(|c| &c.value == sent) {
+        if cached.as_ref().is_none_or(|c| c.value != sent) {
             return false;
         }
         let _ = self.current.compare_and_swap(&*cached, None::<Arc<Cached>>);

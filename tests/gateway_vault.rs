@@ -10,6 +10,8 @@
 
 #[path = "common/gateway.rs"]
 mod gateway;
+#[path = "common/idp.rs"]
+mod idp;
 #[path = "common/otlp.rs"]
 mod otlp;
 #[path = "common/upstream_peers.rs"]
@@ -106,31 +108,6 @@ fn client_credentials(token_url: &str, secret: &str, extra: &str) -> String {
     )
 }
 
-/// A raw client whose every request carries `Authorization: <auth>`.
-async fn client_with_authorization(url: &str, auth: &str) -> RawClient {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", auth.parse().unwrap());
-    let mut c = RawClient::new(url);
-    c.http = reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap();
-    let r = c
-        .post(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-            "protocolVersion":"2025-11-25","capabilities":{},
-            "clientInfo":{"name":"vault-test","version":"1"}}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "initialize: {}", r.body);
-    c.session = Some(r.headers["mcp-session-id"].to_str().unwrap().to_string());
-    let r = c
-        .post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-        .await;
-    assert_eq!(r.status, 202);
-    c
-}
-
 fn tool_text(resp: &Value) -> String {
     resp["result"]["content"][0]["text"]
         .as_str()
@@ -146,7 +123,7 @@ async fn end_session(c: &RawClient) {
 
 #[tokio::test]
 async fn the_clients_authorization_never_reaches_a_backend() {
-    let canary = format!("Bearer client-secret-canary-{:016x}", rand::random::<u64>());
+    let canary = format!("client-secret-canary-{:016x}", rand::random::<u64>());
     let plain = Recorder::start().await;
     let idp = TokenEndpoint::start(Mode::Issue).await;
     let oauth = Recorder::start().await;
@@ -166,7 +143,8 @@ async fn the_clients_authorization_never_reaches_a_backend() {
         "naming: prefix",
     )
     .await;
-    let c = client_with_authorization(&gw.gateway().url(), &canary).await;
+    // `auth: {mode: none}` (TestGateway's listener): the header is sent and ignored.
+    let c = RawClient::connect_with_token(&gw.gateway().url(), &canary).await;
     for (i, tool) in ["plain__echo", "oauth__echo"].into_iter().enumerate() {
         let r = c.tool(10 + i as i64, tool, json!({"message": "hi"})).await;
         assert_eq!(tool_text(&r), "Echo: hi");
@@ -366,6 +344,70 @@ async fn a_refused_token_is_refetched_and_a_failed_fetch_is_a_clear_retryable_er
     gw.stop().await;
 }
 
+/// The claims of a JWT (not verified: the test only reads who issued it for what).
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn with_a_real_idp_the_backend_gets_the_gateways_token_never_the_developers() {
+    const RESOURCE: &str = "http://switchboard.test/mcp";
+    let idp = idp::Idp::start().await;
+    let rec = Recorder::start().await;
+    let yaml = format!(
+        "listeners:\n  - name: t\n    bind: '127.0.0.1:0'\n    auth:\n      mode: oauth\n      resource: {RESOURCE}\n      required_scopes: [mcp]\n      issuers:\n        - issuer: '{}'\n          jwks_url: '{}'\nbackends:\n{}",
+        idp.issuer,
+        idp.jwks_uri,
+        http_backend(
+            "github",
+            &rec.peer.url(),
+            &client_credentials(&idp.token_endpoint, "idp-client-secret", ""),
+        ),
+    );
+    let gw = TestGateway::start_yaml(&yaml).await;
+    // The developer's own valid token for the gateway.
+    let developer = idp
+        .token(
+            idp::TokenRequest::subject("alice")
+                .aud(RESOURCE)
+                .scope("mcp"),
+        )
+        .await;
+    let c = RawClient::connect_with_token(&gw.url, &developer).await;
+    assert_eq!(
+        tool_text(&c.tool(1, "echo", json!({"message": "hi"})).await),
+        "Echo: hi"
+    );
+    end_session(&c).await;
+    gw.stop().await;
+
+    let auths = rec.authorizations();
+    assert!(!auths.is_empty());
+    let first = auths[0].clone().expect("the gateway's credential");
+    for (method, headers) in rec.requests() {
+        let all = serde_json::to_string(&headers).unwrap();
+        assert!(
+            !all.contains(&developer),
+            "the developer's token reached the backend on {method}"
+        );
+        assert_eq!(
+            headers["authorization"],
+            first.as_str(),
+            "{method}: one cached token"
+        );
+    }
+    let token = first.strip_prefix("Bearer ").expect("a bearer token");
+    let claims = jwt_claims(token);
+    assert_eq!(claims["iss"], idp.issuer.as_str(), "{claims}");
+    assert_eq!(claims["scope"], "repo read:org", "{claims}");
+    assert_ne!(claims["sub"], "alice", "{claims}");
+}
+
 #[tokio::test]
 async fn the_websocket_handshake_carries_the_gateways_token() {
     let idp = TokenEndpoint::start(Mode::Issue).await;
@@ -549,7 +591,7 @@ async fn no_backend_credential_appears_in_any_output() {
         ),
     ];
     let yaml = format!(
-        "listeners: [{{name: t, bind: '127.0.0.1:0', naming: prefix}}]\n\
+        "listeners: [{{name: t, bind: '127.0.0.1:0', naming: prefix, auth: {{mode: none}}}}]\n\
          audit: {{path: '{}', durability: fsync}}\n\
          telemetry:\n  otlp: {{endpoint: '{}', protocol: grpc}}\n  traces: {{interval: 100ms}}\n  payloads: [{{backend: statichdr}}, {{backend: oauth}}, {{backend: lab}}]\n\
          backends:\n{}",
@@ -602,7 +644,7 @@ async fn no_backend_credential_appears_in_any_output() {
 
     // Real traffic: calls that work, a tool error, failing backends, lists, metrics.
     let mut seen = String::new();
-    let c = client_with_authorization(&url, "Bearer client-token").await;
+    let c = RawClient::connect_with_token(&url, "client-token").await;
     let list = c.call(1, "tools/list", json!({})).await;
     seen.push_str(&list.to_string());
     for (id, tool, args) in [

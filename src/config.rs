@@ -175,7 +175,7 @@ pub enum AuditDurability {
 }
 
 /// One backend MCP server.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendConfig {
     pub name: String,
     pub transport: TransportConfig,
@@ -186,7 +186,7 @@ pub struct BackendConfig {
 }
 
 /// How the gateway obtains the credential it sends to a backend (`auth:` of a backend).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendAuth {
     /// OAuth 2.0 client credentials grant (RFC 6749 §4.4): a bearer token fetched from the
     /// token endpoint, cached until shortly before it expires.
@@ -194,7 +194,7 @@ pub enum BackendAuth {
 }
 
 /// `auth: client_credentials:` of a backend.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientCredentialsConfig {
     /// The token endpoint (http or https).
     pub token_url: String,
@@ -228,7 +228,7 @@ pub struct Timeouts {
 }
 
 /// How to reach a backend.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransportConfig {
     StreamableHttp {
         url: String,

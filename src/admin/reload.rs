@@ -111,7 +111,8 @@ pub async fn run(
         if differs(&binds(&new), &binds(running)) {
             report.needs_restart.push("listeners");
         }
-        if differs(&new.backends, &running.backends) {
+        // By value, secrets included (their Debug is redacted): a rotated credential counts.
+        if new.backends != running.backends {
             report.needs_restart.push("backends");
         }
         if differs(&new.policy, &running.policy) {

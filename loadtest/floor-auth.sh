@@ -7,6 +7,8 @@
 # call of each and the difference (the issue's target: auth + RBAC + Rego ≤ +5 µs).
 #
 #   loadtest/floor-auth.sh          # from the project root; env: DUR=8, CONNS="1 64", ROUNDS=2
+# Other pairs: ON_CONFIG / OFF_CONFIG (configs; the "on" one listens on :9105 with a token),
+# ON_BIN / OFF_BIN (binaries, e.g. an older build for an A/B of the same config).
 # Needs wrk and openssl; builds the release gateway and the floor into their target dirs.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,9 +21,9 @@ D=${DUR:-8}
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null' EXIT
 "$T/release/echo" 127.0.0.1:9101 & pids+=($!)
-target/release/switchboard serve --config loadtest/floor-gateway.yaml >/tmp/floor-gw-off.log 2>&1 & A=$!; pids+=($A)
+"${OFF_BIN:-target/release/switchboard}" serve --config "${OFF_CONFIG:-loadtest/floor-gateway.yaml}" >/tmp/floor-gw-off.log 2>&1 & A=$!; pids+=($A)
 FLOOR_JWT_SECRET=floor-measurement-secret-not-for-production-use \
-  target/release/switchboard serve --config "${ON_CONFIG:-loadtest/floor-gateway-auth.yaml}" >/tmp/floor-gw-on.log 2>&1 & B=$!; pids+=($B)
+  "${ON_BIN:-target/release/switchboard}" serve --config "${ON_CONFIG:-loadtest/floor-gateway-auth.yaml}" >/tmp/floor-gw-on.log 2>&1 & B=$!; pids+=($B)
 for port in 9104 9105; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done

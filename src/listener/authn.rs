@@ -22,6 +22,10 @@ pub(super) async fn authenticate(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<Arc<Principal>, Response> {
+    if matches!(**st.auth.load(), Authenticator::None) {
+        // An open listener: no refcount traffic on the authenticator for every request.
+        return Ok(Principal::anonymous());
+    }
     let auth = st.auth.load_full();
     match auth.authenticate(headers).await {
         Ok(p) => Ok(p),

@@ -123,15 +123,7 @@ async fn authenticated(State(st): State<Arc<AdminState>>, req: Request, next: Ne
 
 /// `GET /metrics` (Prometheus text or OpenMetrics, as on an open listener).
 async fn metrics(State(st): State<Arc<AdminState>>, headers: http::HeaderMap) -> Response {
-    let accept = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
-    match st.shared.telemetry.scrape(accept) {
-        Some((content_type, body)) => {
-            ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
-        }
-        None => refuse(StatusCode::NOT_FOUND, "metrics are not enabled"),
-    }
+    crate::listener::scrape(&st.shared, &headers)
 }
 
 /// A valid credential with the admin role (anyone, on a loopback `mode: none` admin listener).

@@ -149,9 +149,6 @@ async fn guard(State(st): State<Arc<ListenerState>>, mut req: Request, next: Nex
 /// `GET /metrics`: the Prometheus scrape endpoint (404 when `telemetry.metrics.prometheus` is off,
 /// and on a listener with `auth: oauth`: there the admin listener serves it).
 async fn metrics(State(st): State<Arc<ListenerState>>, headers: http::HeaderMap) -> Response {
-    let accept = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
     if st.auth.load().oauth().is_some() {
         // Metrics name every backend and tool: a listener that authenticates its callers does not
         // hand them to anyone; the admin listener serves them to its credentials.
@@ -160,7 +157,16 @@ async fn metrics(State(st): State<Arc<ListenerState>>, headers: http::HeaderMap)
             "this listener authenticates its callers: /metrics is served on the admin listener",
         );
     }
-    match st.shared.telemetry.scrape(accept) {
+    scrape(&st.shared, &headers)
+}
+
+/// The scrape answer (Prometheus text or OpenMetrics, by `Accept`) for this listener and the
+/// admin listener; 404 when `telemetry.metrics.prometheus` is off.
+pub(crate) fn scrape(shared: &Shared, headers: &http::HeaderMap) -> Response {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    match shared.telemetry.scrape(accept) {
         Some((content_type, body)) => {
             ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
         }

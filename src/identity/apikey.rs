@@ -16,6 +16,8 @@ use crate::policy::{Principal, Via};
 
 /// What every API key starts with (and no JWT does: a JWT starts with `ey`).
 pub const PREFIX: &str = "sbk_";
+/// A service account's subject is `apikey:<name>`; no token subject may start so.
+pub const SUBJECT_PREFIX: &str = "apikey:";
 
 /// A new key: the secret to hand over once, and the hash line for the config.
 pub fn generate() -> (String, String) {
@@ -50,7 +52,7 @@ impl ApiKeys {
                 roles.sort();
                 roles.dedup();
                 let principal = Principal {
-                    subject: Some(format!("apikey:{}", k.name).into()),
+                    subject: Some(format!("{SUBJECT_PREFIX}{}", k.name).into()),
                     issuer: None,
                     roles,
                     scopes: scopes.iter().map(|s| Arc::from(s.as_str())).collect(),

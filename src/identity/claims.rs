@@ -25,6 +25,14 @@ pub(super) fn principal(
                 cfg.claims.subject
             ))
         })?;
+    // `apikey:` names service accounts (and RBAC's subject mappings grant them roles): a token
+    // may not claim to be one.
+    if sub.starts_with(super::apikey::SUBJECT_PREFIX) {
+        return Err(AuthError::Invalid(format!(
+            "token subject uses the reserved prefix {:?}",
+            super::apikey::SUBJECT_PREFIX
+        )));
+    }
     let subject: Arc<str> = if several_issuers {
         format!("{issuer}:{sub}").into()
     } else {

@@ -118,6 +118,8 @@ async fn every_broken_token_is_refused_with_its_reason() {
         ),
         (token(json!({"exp": null})), "required claim"),
         (token(json!({"sub": null})), "no subject"),
+        // A token may not pass for a service account (RBAC maps `apikey:<name>` subjects).
+        (token(json!({"sub": "apikey:ci"})), "reserved prefix"),
     ];
     for (t, why) in cases {
         match auth(&a, &format!("Bearer {t}")).await {

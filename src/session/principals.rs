@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{ClientInfo, Outbound, Scope, SessionHandle};
-use crate::policy::Principal;
+use crate::policy::{Principal, Via};
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, Message, Notification, ProtocolVersion, RequestId, Response};
 
@@ -47,7 +47,9 @@ pub(super) fn stateless_client() -> ClientInfo {
 /// Every principal's gateway-held sessions.
 #[derive(Debug, Default)]
 pub(super) struct PrincipalSessions {
-    entries: DashMap<(Arc<str>, Scope), Arc<PrincipalEntry>>,
+    /// By how the principal authenticated as well as its key: a token whose subject happens to
+    /// read `anonymous` never shares the anonymous callers' session of an open listener.
+    entries: DashMap<(Via, Arc<str>, Scope), Arc<PrincipalEntry>>,
     /// Serializes creation so one principal never gets two sessions for one scope.
     pub(super) creating: tokio::sync::Mutex<()>,
 }
@@ -55,7 +57,7 @@ pub(super) struct PrincipalSessions {
 impl PrincipalSessions {
     pub(super) fn get(&self, p: &Principal, scope: Scope) -> Option<Arc<PrincipalEntry>> {
         self.entries
-            .get(&(principal_key(p), scope))
+            .get(&(p.via, principal_key(p), scope))
             .map(|e| e.value().clone())
     }
 
@@ -70,7 +72,8 @@ impl PrincipalSessions {
             next_id: AtomicU64::new(1),
             parked: std::sync::Mutex::new(HashMap::new()),
         });
-        self.entries.insert((principal_key(p), scope), e.clone());
+        self.entries
+            .insert((p.via, principal_key(p), scope), e.clone());
         e
     }
 }

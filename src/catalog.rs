@@ -5,6 +5,7 @@ mod discovery;
 mod naming;
 mod routing;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,6 +18,7 @@ pub use naming::{Exposed, PREFIX_SEPARATOR, View};
 pub use routing::{ResourceRoute, Route};
 
 use crate::config::{BackendConfig, NamingPolicy};
+use crate::policy::Facts;
 use crate::upstream::handshake::BackendInfo;
 
 /// One backend's lists as last discovered.
@@ -27,6 +29,17 @@ pub struct Snapshot {
     pub prompts: Vec<Map<String, Value>>,
     pub resources: Vec<Map<String, Value>>,
     pub templates: Vec<Map<String, Value>>,
+    /// Per definition (by the backend's own name or URI template): hash and integrity verdict,
+    /// filled when the snapshot is published. A definition missing here gets plain facts.
+    pub facts: DefinitionFacts,
+}
+
+/// The facts of a snapshot's tools, prompts and templates, by the backend's own name.
+#[derive(Debug, Default)]
+pub struct DefinitionFacts {
+    pub tools: HashMap<String, Arc<Facts>>,
+    pub prompts: HashMap<String, Arc<Facts>>,
+    pub templates: HashMap<String, Arc<Facts>>,
 }
 
 /// Which lists changed.

@@ -212,6 +212,7 @@ impl Discoverer {
                         prompts: old.prompts.clone(),
                         resources: old.resources.clone(),
                         templates: old.templates.clone(),
+                        ..Snapshot::default()
                     };
                     self.list_kind(up, rx, backlog, &mut snap, which).await?;
                     debug!(list = which, tools = snap.tools.len(), "Re-listed");

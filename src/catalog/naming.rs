@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::Snapshot;
 use crate::config::NamingPolicy;
+use crate::policy::Facts;
 
 /// Separator between backend and name in prefixed names. `_` is inside every client's tool-name
 /// character set (MCP allows `A-Za-z0-9_-.`; several LLM APIs allow only `A-Za-z0-9_-`), and backend
@@ -25,11 +26,9 @@ pub struct Exposed {
     pub original: String,
     /// The definition with the exposed name, serialized once.
     pub json: Box<RawValue>,
-    /// Whether using it changes nothing: a tool annotated `readOnlyHint: true`; every prompt,
-    /// resource and template (reading them is all a client can do). Policy's read/write split.
-    pub read_only: bool,
-    /// A tool's `annotations` as the backend declared them (policy-as-code reads them).
-    pub annotations: Option<Arc<RawValue>>,
+    /// What policy knows about it: read-only or not (a tool annotated `readOnlyHint: true`;
+    /// every prompt, resource and template), annotations, output schema, hash, integrity.
+    pub facts: Arc<Facts>,
 }
 
 /// A merged (or single-backend) view of the catalog.
@@ -181,36 +180,30 @@ fn expose(
             let Ok(json) = serde_json::value::to_raw_value(&def) else {
                 continue;
             };
-            let (read_only, annotations) = match kind {
-                Kind::Tool => tool_facts(item),
-                Kind::Prompt | Kind::Resource | Kind::Template => (true, None),
+            let facts = match kind {
+                Kind::Tool => s.facts.tools.get(original),
+                Kind::Prompt => s.facts.prompts.get(original),
+                Kind::Template => s.facts.templates.get(original),
+                Kind::Resource => None,
             };
+            let facts = facts.cloned().unwrap_or_else(|| {
+                Arc::new(match kind {
+                    Kind::Tool => Facts::of_tool(item),
+                    Kind::Prompt | Kind::Resource | Kind::Template => Facts::read().clone(),
+                })
+            });
             out.push(Exposed {
                 name,
                 backend: b,
                 original: original.to_string(),
                 json,
-                read_only,
-                annotations,
+                facts,
             });
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name).then(a.backend.cmp(&b.backend)));
     out.dedup_by(|a, b| a.name == b.name);
     out
-}
-
-/// A tool's read-only hint (only `readOnlyHint: true` counts: absent or anything else is a
-/// write, as the MCP spec's default says) and its annotations, serialized once.
-fn tool_facts(tool: &Map<String, Value>) -> (bool, Option<Arc<RawValue>>) {
-    let Some(annotations) = tool.get("annotations").filter(|a| a.is_object()) else {
-        return (false, None);
-    };
-    let read_only = annotations.get("readOnlyHint") == Some(&Value::Bool(true));
-    let raw = serde_json::value::to_raw_value(annotations)
-        .ok()
-        .map(Arc::from);
-    (read_only, raw)
 }
 
 /// A resource URI that two backends both expose is shown as `switchboard://<backend>/<uri>`.

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{Exposed, View};
+use crate::policy::Facts;
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, Request, methods};
 
@@ -18,13 +18,17 @@ pub struct Route {
     pub rewrite: &'static str,
     /// The backend's own name or URI.
     pub original: String,
-    /// The target's policy facts from the catalog (`Exposed`): a tool's read-only hint (every
-    /// other target is read-only) and its annotations.
-    pub read_only: bool,
-    pub annotations: Option<Arc<RawValue>>,
+    /// The target's policy facts from the catalog (`Exposed::facts`); a resource routed by URI
+    /// is a plain read.
+    pub facts: Option<Arc<Facts>>,
 }
 
 impl Route {
+    /// The facts policy reads (a plain read where the catalog has none).
+    pub fn facts(&self) -> &Facts {
+        self.facts.as_deref().unwrap_or(Facts::read())
+    }
+
     /// Puts the backend's own name or URI into `params` (moves `original` out).
     pub fn apply(&mut self, params: &mut Map<String, Value>) {
         let value = Value::String(std::mem::take(&mut self.original));
@@ -63,8 +67,7 @@ impl View {
             backend: e.backend,
             rewrite,
             original: e.original.clone(),
-            read_only: e.read_only,
-            annotations: e.annotations.clone(),
+            facts: Some(e.facts.clone()),
         };
         match req.method.as_str() {
             methods::TOOLS_CALL | methods::PROMPTS_GET => {
@@ -100,8 +103,7 @@ impl View {
                     backend: r.backend,
                     rewrite: "uri",
                     original: r.uri,
-                    read_only: true,
-                    annotations: None,
+                    facts: None,
                 })
             }
             methods::COMPLETION_COMPLETE => {
@@ -131,8 +133,7 @@ impl View {
                             backend: route.backend,
                             rewrite: "ref.uri",
                             original: route.uri,
-                            read_only: true,
-                            annotations: None,
+                            facts: None,
                         })
                     }
                     _ => Err(invalid(

@@ -3,7 +3,10 @@
 
 use serde_json::value::RawValue;
 
+use super::Facts;
 use crate::protocol::methods;
+
+
 
 /// The kind of thing a request touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,12 +64,9 @@ pub struct Action<'a> {
     pub name: &'a str,
     /// The MCP method asked (`tools/call`, or `tools/list` when listing).
     pub method: &'a str,
-    /// Whether the target only reads: a tool annotated `readOnlyHint: true` (from the catalog,
-    /// `Exposed::read_only`); every prompt and resource. A tool not known to be read-only is a
-    /// write.
-    pub read_only: bool,
-    /// A tool's `annotations` as its backend declared them, when known (policy-as-code input).
-    pub annotations: Option<&'a RawValue>,
+    /// What the catalog knows about the target (read-only, annotations, integrity): a tool not
+    /// known to be read-only is a write.
+    pub facts: &'a Facts,
 }
 
 /// The same question about the same target (annotations compared as text).
@@ -76,8 +76,8 @@ impl PartialEq for Action<'_> {
             && self.backend == o.backend
             && self.name == o.name
             && self.method == o.method
-            && self.read_only == o.read_only
-            && self.annotations.map(RawValue::get) == o.annotations.map(RawValue::get)
+            && self.read_only() == o.read_only()
+            && self.annotations().map(RawValue::get) == o.annotations().map(RawValue::get)
     }
 }
 
@@ -93,17 +93,30 @@ impl<'a> Action<'a> {
             backend,
             name,
             method,
-            read_only: kind != Kind::Tool,
-            annotations: None,
+            facts: if kind == Kind::Tool {
+                Facts::unknown_tool()
+            } else {
+                Facts::read()
+            },
         }
     }
 
-    /// With the catalog's facts about the target (`Exposed::read_only` and `annotations`, or the
-    /// same carried by a `Route`).
-    pub fn with_facts(mut self, read_only: bool, annotations: Option<&'a RawValue>) -> Self {
-        self.read_only = read_only;
-        self.annotations = annotations;
+    /// With the catalog's facts about the target (`Exposed::facts`, or the same carried by a
+    /// `Route`).
+    pub fn with_facts(mut self, facts: &'a Facts) -> Self {
+        self.facts = facts;
         self
+    }
+
+    /// Whether the target only reads: a tool annotated `readOnlyHint: true`; every prompt and
+    /// resource.
+    pub fn read_only(&self) -> bool {
+        self.facts.read_only
+    }
+
+    /// A tool's `annotations` as its backend declared them, when known.
+    pub fn annotations(&self) -> Option<&'a RawValue> {
+        self.facts.annotations.as_deref()
     }
 
     /// Asked as `kind` instead of the method's kind (a completion asks about its `ref`).
@@ -146,13 +159,13 @@ mod tests {
 
     #[test]
     fn a_tool_is_a_write_unless_the_catalog_says_it_only_reads() {
-        assert!(!Action::new(methods::TOOLS_CALL, "b", "t").read_only);
+        assert!(!Action::new(methods::TOOLS_CALL, "b", "t").read_only());
         assert!(
             Action::new(methods::TOOLS_LIST, "b", "t")
-                .with_facts(true, None)
-                .read_only
+                .with_facts(Facts::read())
+                .read_only()
         );
-        assert!(Action::new(methods::PROMPTS_GET, "b", "p").read_only);
-        assert!(Action::new(methods::RESOURCES_READ, "b", "r://x").read_only);
+        assert!(Action::new(methods::PROMPTS_GET, "b", "p").read_only());
+        assert!(Action::new(methods::RESOURCES_READ, "b", "r://x").read_only());
     }
 }

@@ -16,7 +16,8 @@ pub struct DecisionRecord {
     pub deny_rule: Option<String>,
     pub deny_reason: Option<String>,
     pub policy_revision: Option<String>,
-    pub tool_hash: Option<String>,
+    /// The called definition's `sha256:<hex>` (JCS), from the catalog.
+    pub tool_hash: Option<Arc<str>>,
     pub redactions: u32,
     pub rate_limit: Option<String>,
 }

@@ -96,6 +96,7 @@ impl Pipeline {
         record.roles.clone_from(&call.principal.roles);
         record.backend = Some(call.action.backend.to_string());
         record.original_name = Some(call.action.name.to_string());
+        record.tool_hash.clone_from(&call.action.facts.hash);
         self.resume(call, slots, record, 0)
     }
 

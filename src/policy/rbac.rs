@@ -348,7 +348,7 @@ impl Stage for Rbac {
     }
 
     fn permits(&self, principal: &Principal, a: &Action<'_>) -> Result<(), Deny> {
-        let access = match (a.kind, a.read_only) {
+        let access = match (a.kind, a.read_only()) {
             (Kind::Tool, false) => Access::Write,
             _ => Access::Read,
         };

@@ -386,7 +386,7 @@ fn input(call: &CallRequest<'_>, principal: Value) -> Value {
     let now = SystemTime::now();
     let unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let annotations = a
-        .annotations
+        .annotations()
         .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
         .unwrap_or_else(Value::new_object);
     let arguments = call
@@ -406,7 +406,7 @@ fn input(call: &CallRequest<'_>, principal: Value) -> Value {
         (k.backend.clone(), s(a.backend)),
         (k.kind.clone(), s(a.kind.as_str())),
         (k.name.clone(), s(a.name)),
-        (k.read_only.clone(), Value::from(a.read_only)),
+        (k.read_only.clone(), Value::from(a.read_only())),
         (k.arguments.clone(), arguments),
         (k.annotations.clone(), annotations),
         (

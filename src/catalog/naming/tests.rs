@@ -23,6 +23,7 @@ fn snap(tools: &[&str], prompts: &[&str], resources: &[&str]) -> Option<Arc<Snap
             .map(|u| json!({"uri": u, "name": u}).as_object().cloned().unwrap())
             .collect(),
         templates: vec![],
+        ..Snapshot::default()
     }))
 }
 
@@ -135,8 +136,8 @@ fn only_a_true_read_only_hint_makes_a_tool_read_only_and_annotations_are_kept() 
     let facts = |n: &str| {
         let t = v.tool(n).expect("listed");
         (
-            t.read_only,
-            t.annotations.as_ref().map(|a| a.get().to_string()),
+            t.facts.read_only,
+            t.facts.annotations.as_ref().map(|a| a.get().to_string()),
         )
     };
     assert_eq!(facts("plain"), (false, None), "no hint: a write");
@@ -149,5 +150,5 @@ fn only_a_true_read_only_hint_makes_a_tool_read_only_and_annotations_are_kept() 
     );
     assert!(!facts("writer").0);
     assert!(!facts("stringly").0, "only the JSON boolean true counts");
-    assert!(v.prompts[0].read_only && v.resources[0].read_only);
+    assert!(v.prompts[0].facts.read_only && v.resources[0].facts.read_only);
 }

@@ -316,6 +316,7 @@ fn stage_configs_are_tagged_and_strict() {
         Pipeline::from_config(&[c], Vec::new())
             .expect("builds")
             .stage_names(),
-        ["access-list"]
+        ["integrity", "access-list"],
+        "the quarantine check always runs first"
     );
 }

@@ -42,7 +42,12 @@ fn who(subject: Option<&str>, roles: &[&str]) -> Principal {
 }
 
 fn tool<'a>(method: &'a str, backend: &'a str, name: &'a str, read_only: bool) -> Action<'a> {
-    Action::new(method, backend, name).with_facts(read_only, None)
+    let facts = if read_only {
+        crate::policy::Facts::read()
+    } else {
+        crate::policy::Facts::unknown_tool()
+    };
+    Action::new(method, backend, name).with_facts(facts)
 }
 
 /// The call and the listing of the same tool get the same answer, always.

@@ -283,15 +283,21 @@ decision := {"allow": true} if {
         via: crate::policy::principal::Via::ApiKey,
         ..Principal::default()
     };
-    let annotations =
-        serde_json::value::to_raw_value(&json!({"destructiveHint": true})).expect("raw");
+    let facts = crate::policy::Facts {
+        annotations: Some(
+            serde_json::value::to_raw_value(&json!({"destructiveHint": true}))
+                .expect("raw")
+                .into(),
+        ),
+        ..crate::policy::Facts::plain(false)
+    };
     let run = |args: Json| {
         let mut args = args;
         let mut c = CallRequest {
             principal: &p,
             session_id: "s-1",
             action: Action::new(methods::TOOLS_CALL, "github", "open_pr")
-                .with_facts(false, Some(&annotations)),
+                .with_facts(&facts),
             arguments: Some(&mut args),
             policy_revision: None,
         };

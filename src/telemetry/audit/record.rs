@@ -204,7 +204,7 @@ impl AuditRecord {
         r.outcome = Some(facts.outcome);
         r.duration_ms = Some((facts.duration.as_micros() as f64) / 1000.0);
         r.policy_revision.clone_from(&decision.policy_revision);
-        r.tool_hash.clone_from(&decision.tool_hash);
+        r.tool_hash = decision.tool_hash.as_deref().map(str::to_owned);
         r.redactions = decision.redactions;
         r.rate_limit.clone_from(&decision.rate_limit);
         if let Some((t, s)) = facts.trace {

@@ -20,13 +20,15 @@ pub(super) fn decision_attrs(d: &DecisionRecord, backend: Option<&str>, w: &mut 
         ("switchboard.deny.rule", &d.deny_rule),
         ("switchboard.deny.reason", &d.deny_reason),
         ("switchboard.policy.revision", &d.policy_revision),
-        ("switchboard.tool.hash", &d.tool_hash),
         ("switchboard.rate_limit", &d.rate_limit),
     ];
     for (k, v) in strings {
         if let Some(v) = v {
             w.str(k, v);
         }
+    }
+    if let Some(h) = &d.tool_hash {
+        w.str("switchboard.tool.hash", h);
     }
     if let Some(p) = &d.principal {
         w.str("switchboard.principal", p);

@@ -57,7 +57,8 @@ fn rbac(c: &mut Criterion) {
         roles: vec![Arc::from("reader")],
         ..Principal::default()
     };
-    let write = Action::new("tools/call", "github", "open_pr").with_facts(switchboard::policy::Facts::unknown_tool());
+    let write = Action::new("tools/call", "github", "open_pr")
+        .with_facts(switchboard::policy::Facts::unknown_tool());
     let mut g = c.benchmark_group("rbac");
     g.bench_function("allow_cached", |b| {
         b.iter(|| black_box(s.permits(black_box(&alice), black_box(&write)).is_ok()))
@@ -72,7 +73,8 @@ fn rbac(c: &mut Criterion) {
     g.bench_function("allow_miss", |b| {
         b.iter(|| {
             i = (i + 1) % names.len();
-            let a = Action::new("tools/call", "github", &names[i]).with_facts(switchboard::policy::Facts::unknown_tool());
+            let a = Action::new("tools/call", "github", &names[i])
+                .with_facts(switchboard::policy::Facts::unknown_tool());
             black_box(s.permits(&alice, &a).is_ok())
         })
     });

@@ -230,8 +230,7 @@ async fn permissions(State(st): State<Arc<AdminState>>, Query(who): Query<Who>) 
             .iter()
             .map(|e| {
                 let backend = names.get(e.backend).copied().unwrap_or_default();
-                let action = Action::new(list, backend, &e.original)
-                    .with_facts(&e.facts);
+                let action = Action::new(list, backend, &e.original).with_facts(&e.facts);
                 match st.shared.policy.explain(&principal, &action) {
                     Ok(()) => json!({"name": e.name, "allowed": true}),
                     Err((stage, d)) => json!({

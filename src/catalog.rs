@@ -18,6 +18,7 @@ pub use naming::{Exposed, PREFIX_SEPARATOR, View};
 pub use routing::{ResourceRoute, Route};
 
 use crate::config::{BackendConfig, NamingPolicy};
+use crate::integrity::Checker;
 use crate::policy::Facts;
 use crate::upstream::handshake::BackendInfo;
 
@@ -40,6 +41,31 @@ pub struct DefinitionFacts {
     pub tools: HashMap<String, Arc<Facts>>,
     pub prompts: HashMap<String, Arc<Facts>>,
     pub templates: HashMap<String, Arc<Facts>>,
+}
+
+/// The names of the quarantined definitions among `facts`, in order.
+fn hidden(facts: &HashMap<String, Arc<Facts>>) -> Vec<&str> {
+    let mut v: Vec<&str> = facts
+        .iter()
+        .filter(|(_, f)| f.quarantine().is_some())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+impl Snapshot {
+    /// The same lists and backend facts, to be judged again.
+    pub fn relisted(&self) -> Snapshot {
+        Snapshot {
+            info: self.info.clone(),
+            tools: self.tools.clone(),
+            prompts: self.prompts.clone(),
+            resources: self.resources.clone(),
+            templates: self.templates.clone(),
+            facts: DefinitionFacts::default(),
+        }
+    }
 }
 
 /// Which lists changed.
@@ -95,10 +121,21 @@ pub struct Catalog {
     refresh: Vec<tokio::sync::Notify>,
     /// Serializes publish + rebuild so views never regress to an older snapshot.
     publish_lock: std::sync::Mutex<()>,
+    /// Pinning and the poisoning scan, run on every published snapshot (`None`: every
+    /// definition is trusted as listed).
+    integrity: Option<Arc<Checker>>,
 }
 
 impl Catalog {
     pub fn new(backends: Vec<BackendConfig>) -> Arc<Self> {
+        Self::with_integrity(backends, None)
+    }
+
+    /// A catalog whose snapshots go through the integrity check before they are shown.
+    pub fn with_integrity(
+        backends: Vec<BackendConfig>,
+        integrity: Option<Arc<Checker>>,
+    ) -> Arc<Self> {
         let n = backends.len();
         let snapshots = backends.iter().map(|_| ArcSwapOption::empty()).collect();
         let (changes, _) = broadcast::channel(64);
@@ -115,6 +152,7 @@ impl Catalog {
             ready,
             refresh: (0..n).map(|_| tokio::sync::Notify::new()).collect(),
             publish_lock: std::sync::Mutex::new(()),
+            integrity,
         };
         cat.rebuild();
         Arc::new(cat)
@@ -169,21 +207,67 @@ impl Catalog {
         self.snapshots.iter().filter(|s| s.load().is_some()).count()
     }
 
-    /// Installs a backend's new lists and rebuilds the views.
-    pub(crate) fn publish(&self, backend: usize, snap: Snapshot) {
+    pub fn integrity(&self) -> Option<&Arc<Checker>> {
+        self.integrity.as_ref()
+    }
+
+    /// Installs a backend's new lists (judged by the integrity check first) and rebuilds the
+    /// views. A definition that is quarantined or released counts as a list change.
+    pub(crate) fn publish(&self, backend: usize, mut snap: Snapshot) {
         let _guard = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(checker) = &self.integrity {
+            let others: Vec<Arc<Snapshot>> = (0..self.snapshots.len())
+                .filter(|&i| i != backend)
+                .filter_map(|i| self.snapshots[i].load_full())
+                .collect();
+            let other_names: Vec<&str> = (0..self.snapshots.len())
+                .filter(|&i| i != backend)
+                .filter(|&i| self.snapshots[i].load().is_some())
+                .map(|i| self.backends[i].name.as_str())
+                .collect();
+            let names: Vec<(&str, &str)> = others
+                .iter()
+                .zip(&other_names)
+                .flat_map(|(s, b)| {
+                    s.tools
+                        .iter()
+                        .filter_map(|t| t.get("name").and_then(Value::as_str))
+                        .map(move |n| (*b, n))
+                })
+                .collect();
+            snap.facts = checker.assess(&self.backends[backend].name, &snap, &names);
+        }
         let changed = match self.snapshots[backend].load_full() {
             None => Changed::ALL,
             Some(old) => Changed {
-                tools: old.tools != snap.tools,
-                prompts: old.prompts != snap.prompts,
-                resources: old.resources != snap.resources || old.templates != snap.templates,
+                tools: old.tools != snap.tools
+                    || hidden(&old.facts.tools) != hidden(&snap.facts.tools),
+                prompts: old.prompts != snap.prompts
+                    || hidden(&old.facts.prompts) != hidden(&snap.facts.prompts),
+                resources: old.resources != snap.resources
+                    || old.templates != snap.templates
+                    || hidden(&old.facts.templates) != hidden(&snap.facts.templates),
             },
         };
         self.snapshots[backend].store(Some(Arc::new(snap)));
         self.rebuild();
         if changed.any() {
             let _ = self.changes.send((backend, changed));
+        }
+    }
+
+    /// Judges a backend's current lists again (an approval, a re-read manifest) without asking
+    /// the backend; clients hear `list_changed` if what they may see changed.
+    pub fn reassess(&self, backend: usize) {
+        if let Some(old) = self.snapshot(backend) {
+            self.publish(backend, old.relisted());
+        }
+    }
+
+    /// `reassess` for every discovered backend.
+    pub fn reassess_all(&self) {
+        for i in 0..self.backends.len() {
+            self.reassess(i);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Configuration: the YAML file parsed into raw serde structs, then validated into a typed `Config`.
 
 mod auth;
+mod integrity;
 mod raw;
 mod telemetry;
 mod validate;
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub use auth::{
     ApiKeyConfig, AuthConfig, ClaimsConfig, IssuerConfig, KeySource, OAuthConfig, api_key_hash,
 };
+pub use integrity::{FindingAction, FindingActions, IntegrityConfig, PinMode};
 pub use validate::{ConfigError, FieldError};
 
 /// Validated gateway configuration.
@@ -31,6 +33,8 @@ pub struct Config {
     pub policy: Vec<crate::policy::StageConfig>,
     /// The admin listener (`admin:`); `None`: no admin endpoints.
     pub admin: Option<AdminConfig>,
+    /// Pinning and the poisoning scan (`integrity:`).
+    pub integrity: IntegrityConfig,
     /// The file this config was read from (what `POST /admin/reload` reads again).
     pub source: Option<PathBuf>,
 }
@@ -183,6 +187,9 @@ pub struct BackendConfig {
     /// The gateway's own credential for this backend beyond static `headers:` (HTTP and
     /// WebSocket only); `None`: static headers (if any) are the whole credential.
     pub auth: Option<BackendAuth>,
+    /// How its definitions are held to the pinned manifest; `None`: `enforce` when the manifest
+    /// has entries for it, else `tofu`.
+    pub pinning: Option<PinMode>,
 }
 
 /// How the gateway obtains the credential it sends to a backend (`auth:` of a backend).
@@ -293,6 +300,7 @@ impl Config {
             serde_norway::from_str(&text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let dir = path.parent().unwrap_or_else(|| std::path::Path::new(""));
         let mut c = validate::validate(raw, &validate::Env::process().files_relative_to(dir))?;
+        c.integrity.resolve(path);
         c.source = Some(path.to_path_buf());
         Ok(c)
     }

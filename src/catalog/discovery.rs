@@ -206,14 +206,7 @@ impl Discoverer {
                     let Some(old) = self.catalog.snapshot(self.idx) else {
                         return Ok(());
                     };
-                    let mut snap = Snapshot {
-                        info: old.info.clone(),
-                        tools: old.tools.clone(),
-                        prompts: old.prompts.clone(),
-                        resources: old.resources.clone(),
-                        templates: old.templates.clone(),
-                        ..Snapshot::default()
-                    };
+                    let mut snap = old.relisted();
                     self.list_kind(up, rx, backlog, &mut snap, which).await?;
                     debug!(list = which, tools = snap.tools.len(), "Re-listed");
                     self.catalog.publish(self.idx, snap);

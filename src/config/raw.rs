@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     /// The policy pipeline's stages, in the order they run.
     #[serde(default)]
     pub(super) policy: Vec<crate::policy::StageConfig>,
+    #[serde(default)]
+    pub(super) integrity: super::integrity::RawIntegrity,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +152,7 @@ pub(super) struct RawBackend {
     #[serde(default)]
     pub(super) timeouts: RawTimeouts,
     pub(super) auth: Option<RawBackendAuth>,
+    pub(super) pinning: Option<super::integrity::PinMode>,
 }
 
 /// `auth:` of a backend: exactly one way to obtain the gateway's credential.

@@ -185,6 +185,7 @@ pub(crate) fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError>
         audit,
         telemetry,
         policy: raw.policy,
+        integrity: raw.integrity.validate(),
         admin,
         source: None,
     })
@@ -482,6 +483,7 @@ fn backend(b: RawBackend, at: &str, env: &Env, errs: &mut Errors) -> Option<Back
         transport,
         timeouts,
         auth,
+        pinning: b.pinning,
     })
 }
 

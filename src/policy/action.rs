@@ -6,8 +6,6 @@ use serde_json::value::RawValue;
 use super::Facts;
 use crate::protocol::methods;
 
-
-
 /// The kind of thing a request touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

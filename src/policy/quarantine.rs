@@ -65,10 +65,19 @@ mod tests {
         let a = Action::new(methods::TOOLS_CALL, "notes", "search").with_facts(&bad);
         let d = stage.permits(&p, &a).expect_err("quarantined");
         assert_eq!(d.rule, "changed");
-        assert!(d.message.contains("'search' of backend 'notes' is quarantined"));
+        assert!(
+            d.message
+                .contains("'search' of backend 'notes' is quarantined")
+        );
         assert!(d.message.contains("changed since it was pinned"));
-        assert_eq!(d.data.as_ref().and_then(|v| v["hash"].as_str()), Some("sha256:ab"));
+        assert_eq!(
+            d.data.as_ref().and_then(|v| v["hash"].as_str()),
+            Some("sha256:ab")
+        );
         let listing = Action::new(methods::TOOLS_LIST, "notes", "search").with_facts(&bad);
-        assert!(stage.permits(&p, &listing).is_err(), "hidden from lists too");
+        assert!(
+            stage.permits(&p, &listing).is_err(),
+            "hidden from lists too"
+        );
     }
 }

@@ -99,8 +99,8 @@ impl SessionState {
                 .backends()
                 .get(r.route.backend)
                 .map_or("?", |b| b.name.as_str());
-            let mut action = Action::new(&r.req.method, backend, &r.route.original)
-                .with_facts(r.route.facts());
+            let mut action =
+                Action::new(&r.req.method, backend, &r.route.original).with_facts(r.route.facts());
             if r.req.method == methods::COMPLETION_COMPLETE {
                 // Asked as the prompt or resource its `ref` names (the route's `original`).
                 let ref_type = r.req.params.as_ref().and_then(|p| p.get("ref"));

@@ -21,8 +21,7 @@ pub(super) fn answer(
     let names = shared.backend_names();
     let visible = |e: &Exposed| {
         let backend = names.get(e.backend).copied().unwrap_or_default();
-        let action = Action::new(&req.method, backend, &e.original)
-            .with_facts(&e.facts);
+        let action = Action::new(&req.method, backend, &e.original).with_facts(&e.facts);
         shared.policy.visible(principal, &action)
     };
     let list = |key: &str, items: &[Exposed]| {

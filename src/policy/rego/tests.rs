@@ -296,8 +296,7 @@ decision := {"allow": true} if {
         let mut c = CallRequest {
             principal: &p,
             session_id: "s-1",
-            action: Action::new(methods::TOOLS_CALL, "github", "open_pr")
-                .with_facts(&facts),
+            action: Action::new(methods::TOOLS_CALL, "github", "open_pr").with_facts(&facts),
             arguments: Some(&mut args),
             policy_revision: None,
         };

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::catalog::{Catalog, spawn_discovery};
 use crate::config::Config;
+use crate::integrity::Checker;
 use crate::listener::{self, ListenerState};
 use crate::policy::{Pipeline, Stage, reload};
 use crate::session::{AuditSink, SessionRegistry, Shared};
@@ -64,7 +65,11 @@ impl Gateway {
     ) -> anyhow::Result<Gateway> {
         let pool =
             UpstreamPool::new(&config.backends).context("building the upstream connection pool")?;
-        let catalog = Catalog::new(config.backends.clone());
+        let (checker, integrity_events) =
+            Checker::new(&config.integrity, &config.integrity.scan, &config.backends)
+                .map_err(|e| anyhow::anyhow!("integrity: {e}"))?;
+        let checker = Arc::new(checker);
+        let catalog = Catalog::with_integrity(config.backends.clone(), Some(checker.clone()));
         let audit = match &config.audit {
             Some(cfg) => {
                 let (handle, writer) = AuditLog::start(cfg.clone())
@@ -93,6 +98,11 @@ impl Gateway {
             telemetry: telemetry.clone(),
         });
         telemetry.attach_catalog(catalog.clone());
+        crate::integrity::report::spawn(
+            integrity_events,
+            telemetry.metrics.clone(),
+            shared.audit.as_ref().map(|a| a.handle.clone()),
+        );
         let shutdown = CancellationToken::new();
         let registry = SessionRegistry::start(shared.clone())
             .await

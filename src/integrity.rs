@@ -10,6 +10,7 @@ pub mod check;
 pub mod diff;
 pub mod hash;
 pub mod manifest;
+pub mod report;
 pub mod scan;
 
 pub use check::{Checker, IntegrityEvent, QuarantineEntry};

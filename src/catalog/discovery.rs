@@ -140,6 +140,13 @@ impl Discoverer {
         } else {
             None
         };
+        // A backend may change a definition without saying so: re-list everything this often.
+        let mut tick = self
+            .catalog
+            .integrity()
+            .map(|c| c.refresh_interval())
+            .filter(|d| !d.is_zero())
+            .map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
         loop {
             for msg in std::mem::take(backlog) {
                 self.on_message(up, rx, backlog, msg).await?;
@@ -151,8 +158,23 @@ impl Discoverer {
                     None => std::future::pending().await,
                 }
             };
+            let periodic = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let event = tokio::select! {
                 e = rx.recv() => e,
+                _ = periodic => {
+                    debug!("Periodic re-listing");
+                    for m in [methods::TOOLS_LIST_CHANGED, methods::PROMPTS_LIST_CHANGED, methods::RESOURCES_LIST_CHANGED] {
+                        backlog.push(crate::protocol::Notification::new(m, None).into_message());
+                    }
+                    continue;
+                }
                 _ = refresh => {
                     debug!("A session saw list_changed; re-listing");
                     let list_changed = crate::protocol::Notification::new(methods::TOOLS_LIST_CHANGED, None);

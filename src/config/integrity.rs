@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::integrity::scan::ScanConfig;
+
 /// How a backend's definitions are held to the manifest (`pinning:` of a backend).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -87,10 +89,12 @@ pub(super) struct RawIntegrity {
     pub(super) refresh_interval: Option<Duration>,
     #[serde(default)]
     pub(super) on_finding: Option<FindingActions>,
+    #[serde(default)]
+    pub(super) scan: ScanConfig,
 }
 
 /// The validated `integrity:` section.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct IntegrityConfig {
     /// The pinned manifest. A relative path is beside the config file; absent: the config's
     /// name with `.pins.yaml` (`switchboard.yaml` → `switchboard.pins.yaml`), or none for a
@@ -100,6 +104,8 @@ pub struct IntegrityConfig {
     /// definition without saying so is caught within one interval); zero turns it off.
     pub refresh_interval: Duration,
     pub on_finding: FindingActions,
+    /// The poisoning scanner's rules and settings.
+    pub scan: ScanConfig,
 }
 
 impl Default for IntegrityConfig {
@@ -108,6 +114,7 @@ impl Default for IntegrityConfig {
             manifest: None,
             refresh_interval: Duration::from_secs(300),
             on_finding: FindingActions::default(),
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -119,6 +126,7 @@ impl RawIntegrity {
             manifest: self.manifest,
             refresh_interval: self.refresh_interval.unwrap_or(d.refresh_interval),
             on_finding: self.on_finding.unwrap_or_default(),
+            scan: self.scan,
         }
     }
 }

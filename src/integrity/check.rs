@@ -99,6 +99,7 @@ struct State {
 pub struct Checker {
     modes: HashMap<String, Option<PinMode>>,
     manifest_path: Option<PathBuf>,
+    refresh_interval: std::time::Duration,
     on_finding: FindingActions,
     scanner: Scanner,
     state: Mutex<State>,
@@ -133,6 +134,7 @@ impl Checker {
                 .map(|b| (b.name.clone(), b.pinning))
                 .collect(),
             manifest_path: cfg.manifest.clone(),
+            refresh_interval: cfg.refresh_interval,
             on_finding: cfg.on_finding,
             scanner,
             state: Mutex::new(State {
@@ -160,6 +162,11 @@ impl Checker {
             None if st.manifest.backend(backend).is_some_and(|b| !b.is_empty()) => PinMode::Enforce,
             None => PinMode::Tofu,
         }
+    }
+
+    /// How often every backend is re-listed besides `list_changed` (zero: never).
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        self.refresh_interval
     }
 
     pub fn manifest_path(&self) -> Option<&std::path::Path> {

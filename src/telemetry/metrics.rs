@@ -77,6 +77,7 @@ pub struct Metrics {
     restarts: Counter<u64>,
     fsync: Histogram<f64>,
     policy_reloads: Counter<u64>,
+    integrity_events: Counter<u64>,
     /// Label call metrics with tool names.
     pub(super) tool_labels: bool,
 }
@@ -144,6 +145,14 @@ impl Metrics {
                 .with_unit("{reload}")
                 .with_description(
                     "Policy reloads by stage and outcome (loaded, unchanged, rejected)",
+                )
+                .build(),
+            integrity_events: meter
+                .u64_counter("switchboard.integrity.events")
+                .with_unit("{event}")
+                .with_description(
+                    "Definitions quarantined, released, warned about, approved or kept blocked, \
+                     by backend and reason",
                 )
                 .build(),
             tool_labels,
@@ -216,6 +225,19 @@ impl Metrics {
             &[
                 KeyValue::new("switchboard.policy.stage", stage),
                 KeyValue::new("switchboard.policy.outcome", outcome),
+            ],
+        );
+    }
+
+    /// A definition's standing changed (`event`: quarantined, released, warned, approved,
+    /// blocked; `reason`: changed, unpinned, poisoned, …).
+    pub fn integrity_event(&self, event: &'static str, backend: &str, reason: &str) {
+        self.integrity_events.add(
+            1,
+            &[
+                KeyValue::new("switchboard.integrity.event", event),
+                KeyValue::new("switchboard.backend", backend.to_string()),
+                KeyValue::new("switchboard.integrity.reason", reason.to_string()),
             ],
         );
     }

@@ -43,6 +43,8 @@ struct Canonical<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     backend: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     client_addr: Option<std::net::IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     decision: Option<super::Decision>,
@@ -52,6 +54,8 @@ struct Canonical<'a> {
     deny_rule: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<&'a str>,
     kind: super::RecordKind,
@@ -66,6 +70,8 @@ struct Canonical<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     policy_revision: Option<&'a str>,
     prev: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_hash: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     principal: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +106,8 @@ impl<'a> Canonical<'a> {
             deny_reason: r.deny_reason.as_deref(),
             deny_rule: r.deny_rule.as_deref(),
             duration_ms: r.duration_ms,
+            changes: r.changes,
+            event: r.event.as_deref(),
             instance: r.instance.as_deref(),
             kind: r.kind,
             method: r.method.as_deref(),
@@ -108,6 +116,7 @@ impl<'a> Canonical<'a> {
             outcome: r.outcome,
             policy_revision: r.policy_revision.as_deref(),
             prev,
+            previous_hash: r.previous_hash.as_deref(),
             principal: r.principal.as_deref(),
             protocol_version: r.protocol_version.as_deref(),
             rate_limit: r.rate_limit.as_deref(),

@@ -16,6 +16,9 @@ pub enum RecordKind {
     Call,
     /// The writer found a truncated last line on start and continued the chain without it.
     ChainRestart,
+    /// A tool, prompt or template definition's standing changed (`event`: quarantined,
+    /// released, warned, approved, blocked), with its previous and current hash.
+    Integrity,
 }
 
 /// The policy chain's verdict.
@@ -143,6 +146,15 @@ pub struct AuditRecord {
     /// Free text for marker records (e.g. why the chain restarted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `integrity` records: what happened to the definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// `integrity` records: the approved hash before (`tool_hash` is the current one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
+    /// `integrity` records: how many places (JSON pointers) differ between the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<u32>,
 }
 
 pub(super) fn is_zero(n: &u32) -> bool {
@@ -177,7 +189,36 @@ impl AuditRecord {
             trace_id: None,
             span_id: None,
             note: None,
+            event: None,
+            previous_hash: None,
+            changes: None,
         }
+    }
+
+    /// The record of a definition's change of standing (`Integrity`), stamped now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn integrity(
+        event: &str,
+        backend: &str,
+        kind: &str,
+        name: &str,
+        previous_hash: Option<&str>,
+        hash: Option<&str>,
+        changes: usize,
+        note: String,
+        by: Option<&str>,
+    ) -> Self {
+        let mut r = AuditRecord::empty(RecordKind::Integrity);
+        r.event = Some(event.to_string());
+        r.backend = Some(backend.to_string());
+        r.method = Some(kind.to_string());
+        r.target = Some(name.to_string());
+        r.previous_hash = previous_hash.map(str::to_owned);
+        r.tool_hash = hash.map(str::to_owned);
+        r.changes = Some(u32::try_from(changes).unwrap_or(u32::MAX));
+        r.note = Some(note);
+        r.principal = by.map(Arc::from);
+        r
     }
 
     /// The record of one call, stamped now: what the guards decided plus the call's facts.

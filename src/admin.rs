@@ -1,7 +1,9 @@
 //! The admin listener (`admin:`, loopback by default): reload the config's credentials and the
-//! policies, list and end sessions, and explain a principal's effective permissions. Every
+//! policies, list and end sessions, explain a principal's effective permissions, review
+//! quarantined definitions. Every
 //! endpoint but the health probes needs the admin role.
 
+mod integrity;
 pub mod reload;
 
 use std::net::SocketAddr;
@@ -80,6 +82,9 @@ pub fn router(st: Arc<AdminState>) -> Router {
         .route("/admin/sessions/{id}", delete(end_session))
         .route("/admin/reload", post(reload_now))
         .route("/admin/permissions", get(permissions))
+        .route("/admin/quarantine", get(integrity::list))
+        .route("/admin/quarantine/approve", post(integrity::approve))
+        .route("/admin/quarantine/block", post(integrity::block))
         .layer(middleware::from_fn_with_state(st.clone(), admin_only));
     let scrape = Router::new()
         .route("/metrics", get(metrics))
@@ -127,7 +132,7 @@ async fn metrics(State(st): State<Arc<AdminState>>, headers: http::HeaderMap) ->
 }
 
 /// A valid credential with the admin role (anyone, on a loopback `mode: none` admin listener).
-async fn admin_only(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+async fn admin_only(State(st): State<Arc<AdminState>>, mut req: Request, next: Next) -> Response {
     let p = match principal(&st, req.headers()).await {
         Ok(p) => p,
         Err(refusal) => return refusal,
@@ -142,6 +147,7 @@ async fn admin_only(State(st): State<Arc<AdminState>>, req: Request, next: Next)
             format!("the admin endpoints need role {:?}", st.role),
         );
     }
+    req.extensions_mut().insert(p);
     next.run(req).await
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `check-config`, `audit verify|tail`, and the hidden `demo-backend`.
+//! The command line: `serve` (default), `check-config`, `apikey new`, `pin`, `audit verify|tail`, and the hidden `demo-backend`.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,23 @@ pub enum Command {
     Apikey {
         #[command(subcommand)]
         command: ApikeyCommand,
+    },
+    /// Pin the backends' tool, prompt and resource-template definitions: discover them, show
+    /// what differs from the manifest (new, changed with a diff, gone, scanner findings), and
+    /// write the manifest after approval.
+    Pin {
+        #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only this backend (repeat for several); all when absent.
+        #[arg(long = "backend")]
+        backends: Vec<String>,
+        /// Write without asking.
+        #[arg(long)]
+        yes: bool,
+        /// The manifest file (default: the config's `integrity.manifest`, else
+        /// `<config>.pins.yaml` beside it).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
     },
     /// Check or follow an audit log.
     Audit {

@@ -10,6 +10,7 @@ pub mod check;
 pub mod diff;
 pub mod hash;
 pub mod manifest;
+pub mod pin;
 pub mod report;
 pub mod scan;
 

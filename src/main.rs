@@ -40,6 +40,20 @@ fn main() -> ExitCode {
                         expires,
                     },
             } => apikey_new(&name, &roles, expires),
+            Command::Pin {
+                config,
+                backends,
+                yes,
+                manifest,
+            } => {
+                let args = switchboard::integrity::pin::PinArgs {
+                    config,
+                    backends,
+                    yes,
+                    manifest,
+                };
+                switchboard::integrity::pin::run(args, &mut std::io::stdout()).await
+            }
             Command::Audit { command } => switchboard::telemetry::audit::cmd::run(command).await,
             Command::DemoBackend { fixture, http } => demo_backend(&fixture, http).await,
         }

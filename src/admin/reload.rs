@@ -25,11 +25,18 @@ pub struct Report {
     pub stages_reloaded: Vec<String>,
     /// Sections that changed but apply only at restart.
     pub needs_restart: Vec<&'static str>,
+    /// The pinned manifest: `reloaded`, `unchanged`, or why it was refused (the old one stays).
+    pub manifest: Option<String>,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.rejected.is_none() && self.stage_errors.is_empty()
+        self.rejected.is_none()
+            && self.stage_errors.is_empty()
+            && self
+                .manifest
+                .as_deref()
+                .is_none_or(|m| m == "reloaded" || m == "unchanged")
     }
 
     pub fn to_json(&self) -> Value {
@@ -40,6 +47,7 @@ impl Report {
             "stagesReloaded": self.stages_reloaded,
             "stageErrors": self.stage_errors.iter().map(|(s, e)| json!({"stage": s, "error": e})).collect::<Vec<_>>(),
             "needsRestart": self.needs_restart,
+            "manifest": self.manifest,
         })
     }
 }
@@ -124,6 +132,9 @@ pub async fn run(
         if differs(&new.audit, &running.audit) || differs(&new.telemetry, &running.telemetry) {
             report.needs_restart.push("audit/telemetry");
         }
+        if differs(&new.integrity, &running.integrity) {
+            report.needs_restart.push("integrity");
+        }
         report.needs_restart.dedup();
     }
     // Each outcome is logged and counted there (`switchboard.policy.reloads`).
@@ -139,6 +150,20 @@ pub async fn run(
                 .stage_errors
                 .push((r.stage.to_string(), e.to_string())),
         }
+    }
+    // The pinned manifest (`switchboard pin` rewrote it, or a reviewed pull request landed):
+    // every backend is judged again against it.
+    if let Some(checker) = shared.catalog.integrity() {
+        report.manifest = Some(match checker.reload_manifest() {
+            Ok(changed) => {
+                shared.catalog.reassess_all();
+                if changed { "reloaded" } else { "unchanged" }.to_string()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "The pinned manifest was not reloaded; the old one stays");
+                e.to_string()
+            }
+        });
     }
     tracing::info!(ok = report.ok(), listeners = ?report.listeners, needs_restart = ?report.needs_restart, "Reloaded");
     report

@@ -61,6 +61,7 @@ fn backend(name: &str, transport: TransportConfig) -> BackendConfig {
             request: Duration::from_secs(30),
         },
         auth: None,
+        pinning: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod rbac;
 mod registry;
 mod rego;
 pub mod reload;
+mod rule_of_two;
 pub mod stage;
 
 pub use action::{Action, Kind};

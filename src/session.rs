@@ -91,7 +91,7 @@ pub fn answer_locally(
     principal: &Principal,
     req: &crate::protocol::Request,
 ) -> Result<bytes::Bytes, crate::protocol::ErrorObject> {
-    local::answer(shared, view, principal, req)
+    local::answer(shared, view, principal, req, None)
 }
 
 /// The developer's client as it introduced itself in `initialize`.

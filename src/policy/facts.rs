@@ -36,8 +36,8 @@ pub struct Facts {
     pub read_only: bool,
     /// A tool's `annotations` as its backend declared them (policy-as-code input).
     pub annotations: Option<Arc<RawValue>>,
-    /// The tool may meet untrusted input: `openWorldHint` true or absent (the MCP default).
-    pub open_world: bool,
+    /// A tool's `openWorldHint` as declared (absent: `None`; the MCP default is `true`).
+    pub open_world_hint: Option<bool>,
     /// The tool may destroy: `destructiveHint` true, or absent on a tool that is not read-only
     /// (the MCP default).
     pub destructive: bool,
@@ -66,7 +66,7 @@ impl Facts {
         Facts {
             read_only,
             annotations: None,
-            open_world: !read_only,
+            open_world_hint: None,
             destructive: !read_only,
             output_schema: None,
             hash: None,
@@ -85,7 +85,7 @@ impl Facts {
             annotations: ann
                 .and_then(|a| serde_json::value::to_raw_value(a).ok())
                 .map(Arc::from),
-            open_world: hint("openWorldHint").unwrap_or(true),
+            open_world_hint: hint("openWorldHint"),
             destructive: !read_only && hint("destructiveHint").unwrap_or(true),
             output_schema: tool
                 .get("outputSchema")

@@ -17,6 +17,7 @@ use super::{Action, DecisionRecord, Principal};
 pub struct Pipeline {
     stages: Vec<Arc<dyn Stage>>,
     sees_responses: bool,
+    marks_listings: bool,
 }
 
 /// How the request stages decided, so far.
@@ -46,9 +47,11 @@ pub struct SessionSlots(Vec<Option<SessionSlot>>);
 impl Pipeline {
     pub fn new(stages: Vec<Arc<dyn Stage>>) -> Self {
         let sees_responses = stages.iter().any(|s| s.sees_responses());
+        let marks_listings = stages.iter().any(|s| s.marks_listings());
         Pipeline {
             stages,
             sees_responses,
+            marks_listings,
         }
     }
 
@@ -70,6 +73,33 @@ impl Pipeline {
         self.stages
             .iter()
             .all(|s| s.permits(principal, action).is_ok())
+    }
+
+    /// Whether any stage marks listed entries (`Stage::mark`).
+    pub fn marks_listings(&self) -> bool {
+        self.marks_listings
+    }
+
+    /// The `_meta` notes the stages have for a listed entry: (`io.switchboard/<stage>`, note).
+    pub fn marks(
+        &self,
+        principal: &Principal,
+        action: &Action<'_>,
+        slots: Option<&SessionSlots>,
+    ) -> Vec<(String, Value)> {
+        if !self.marks_listings {
+            return Vec::new();
+        }
+        self.stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.marks_listings())
+            .filter_map(|(i, s)| {
+                let slot = slots.and_then(|x| x.0.get(i)).and_then(Option::as_ref);
+                let note = s.mark(principal, action, slot)?;
+                Some((format!("io.switchboard/{}", s.name()), note))
+            })
+            .collect()
     }
 
     /// The listing question with its answer's reason: the first stage that refuses, and why

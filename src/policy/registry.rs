@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::stage::Stage;
-use super::{access_list, call_budget, rbac, rego};
+use super::{access_list, call_budget, rbac, rego, rule_of_two};
 
 /// One entry of `policy:`: `stage: <kind>` and that stage's own fields.
 #[derive(Clone, Debug, Deserialize)]
@@ -16,6 +16,7 @@ pub enum StageConfig {
     CallBudget(call_budget::Config),
     Rbac(rbac::Config),
     Rego(rego::Config),
+    RuleOfTwo(rule_of_two::Config),
 }
 
 /// A stage that could not be built (its policy sources do not load).
@@ -32,6 +33,7 @@ impl StageConfig {
             StageConfig::AccessList(c) => Arc::new(access_list::AccessList::new(c)),
             StageConfig::CallBudget(c) => Arc::new(call_budget::CallBudget::new(c)),
             StageConfig::Rbac(c) => Arc::new(rbac::Rbac::new(c)),
+            StageConfig::RuleOfTwo(c) => Arc::new(rule_of_two::RuleOfTwo::new(c)),
             StageConfig::Rego(c) => Arc::new(rego::Rego::load(c).map_err(|e| BuildError {
                 stage: "rego",
                 error: e.to_string(),
@@ -47,6 +49,7 @@ impl StageConfig {
             StageConfig::CallBudget(c) => c.problems(),
             StageConfig::Rbac(c) => c.problems(backends),
             StageConfig::Rego(c) => c.problems(),
+            StageConfig::RuleOfTwo(c) => c.problems(),
         }
     }
 }

@@ -202,6 +202,23 @@ pub trait Stage: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Whether `mark` says anything (listing skips it otherwise).
+    fn marks_listings(&self) -> bool {
+        false
+    }
+
+    /// A note for a listed entry's `_meta` (under `io.switchboard/<stage name>`), from the rule
+    /// and the session's state: e.g. that calling it now would be refused. `slot` is `None`
+    /// where the listing has no session (2026-07-28 lists).
+    fn mark(
+        &self,
+        _principal: &Principal,
+        _action: &Action<'_>,
+        _slot: Option<&SessionSlot>,
+    ) -> Option<Value> {
+        None
+    }
+
     /// This stage's state for a new session, if it keeps any.
     fn new_session(&self) -> Option<SessionSlot> {
         None

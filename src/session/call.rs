@@ -45,7 +45,13 @@ impl SessionState {
         match methods::route(&req.method) {
             MethodRoute::Local | MethodRoute::Unknown => {
                 let view = self.scope.view(&self.shared.catalog);
-                match local::answer(&self.shared, &view, &self.principal, &req) {
+                match local::answer(
+                    &self.shared,
+                    &view,
+                    &self.principal,
+                    &req,
+                    Some(&self.slots),
+                ) {
                     Ok(result) => {
                         call.finish(&tel, Finish::ok(), false);
                         drop(permit);

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Shared;
 use crate::catalog::{Exposed, View};
-use crate::policy::{Action, Principal};
+use crate::policy::{Action, Principal, SessionSlots};
 use crate::protocol::jsonrpc::codes;
 use crate::protocol::{ErrorObject, Request, methods};
 
@@ -17,13 +17,15 @@ pub(super) fn answer(
     view: &View,
     principal: &Principal,
     req: &Request,
+    slots: Option<&SessionSlots>,
 ) -> Result<Bytes, ErrorObject> {
     let names = shared.backend_names();
     let visible = |e: &Exposed| {
-        let backend = names.get(e.backend).copied().unwrap_or_default();
-        let action = Action::new(&req.method, backend, &e.original).with_facts(&e.facts);
-        shared.policy.visible(principal, &action)
+        shared
+            .policy
+            .visible(principal, &action_of(&req.method, &names, e))
     };
+    let marking = shared.policy.marks_listings();
     let list = |key: &str, items: &[Exposed]| {
         let mut out = BytesMut::with_capacity(
             64 + items.iter().map(|e| e.json.get().len() + 1).sum::<usize>(),
@@ -40,7 +42,17 @@ pub(super) fn answer(
                 out.put_u8(b',');
             }
             first = false;
-            out.put_slice(e.json.get().as_bytes());
+            let marks = if marking {
+                shared
+                    .policy
+                    .marks(principal, &action_of(&req.method, &names, e), slots)
+            } else {
+                Vec::new()
+            };
+            match marked(e, marks) {
+                Some(json) => out.put_slice(json.as_bytes()),
+                None => out.put_slice(e.json.get().as_bytes()),
+            }
         }
         out.put_slice(b"]}");
         out.freeze()
@@ -61,4 +73,26 @@ pub(super) fn answer(
         )
         .with_data(json!({"method": other}))),
     }
+}
+
+/// The listing question about one entry.
+fn action_of<'a>(method: &'a str, names: &[&'a str], e: &'a Exposed) -> Action<'a> {
+    let backend = names.get(e.backend).copied().unwrap_or_default();
+    Action::new(method, backend, &e.original).with_facts(&e.facts)
+}
+
+/// The entry with the stages' notes in its `_meta` (`None`: no notes, send it as it is).
+fn marked(e: &Exposed, marks: Vec<(String, serde_json::Value)>) -> Option<String> {
+    if marks.is_empty() {
+        return None;
+    }
+    let mut def: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(e.json.get()).ok()?;
+    let meta = def
+        .entry("_meta")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let serde_json::Value::Object(m) = meta {
+        m.extend(marks);
+    }
+    serde_json::to_string(&def).ok()
 }

@@ -412,3 +412,50 @@ async fn the_manifest_workflow_pin_change_quarantine_diff_approve() {
     assert!(tools(&c.call(4, "tools/list", json!({})).await).contains(&FACT.to_string()));
     gw.shutdown().await;
 }
+
+/// The Rule of Two on a real fleet: a session that read the web-like `facts` backend (labelled
+/// untrusted input) and the `notes` backend (labelled private data) may not then call a tool
+/// that changes state; its listing says so beforehand, and a fresh session may.
+#[tokio::test]
+async fn a_session_may_not_hold_untrusted_input_private_data_and_state_change_at_once() {
+    let peer = rugpull_peer().await;
+    let gw = TestGateway::start(
+        &[
+            http_backend("facts", &peer.url()),
+            gateway::fixture_stdio("notes", "notes"),
+        ],
+        "policy:\n  - stage: rule-of-two\n    labels:\n\
+         \x20     - {backend: facts, tools: [get_fact_of_the_day], add: [untrusted-input]}\n\
+         \x20     - {backend: notes, add: [private-data]}\n",
+    )
+    .await;
+    let c = RawClient::connect(&gw.url).await;
+    assert!(c.tool(1, FACT, json!({})).await.get("result").is_some());
+    assert!(c.tool(2, "search", json!({"query": "x"})).await.get("result").is_some());
+    let listed = c.call(3, "tools/list", json!({})).await;
+    let mark = |name: &str| {
+        listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {listed}"))["_meta"]["io.switchboard/rule-of-two"]
+            .clone()
+    };
+    assert_eq!(mark("add")["wouldDeny"], true, "{listed}");
+    assert_eq!(mark("add")["held"], json!(["untrusted-input", "private-data"]));
+    assert!(mark("list_notes").is_null(), "a read of private data adds nothing new");
+    let refused = c.tool(4, "add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(refused["error"]["code"], -32006, "{refused}");
+    let msg = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("already used tools that process untrusted input and touch private data"),
+        "{msg}"
+    );
+    assert_eq!(refused["error"]["data"]["rule"], "rule-of-two:trifecta");
+    // Another session has used nothing yet.
+    let fresh = RawClient::connect(&gw.url).await;
+    let sum = fresh.tool(1, "add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(sum["result"]["content"][0]["text"], "3", "{sum}");
+    gw.stop().await;
+}

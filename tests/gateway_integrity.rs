@@ -431,7 +431,12 @@ async fn a_session_may_not_hold_untrusted_input_private_data_and_state_change_at
     .await;
     let c = RawClient::connect(&gw.url).await;
     assert!(c.tool(1, FACT, json!({})).await.get("result").is_some());
-    assert!(c.tool(2, "search", json!({"query": "x"})).await.get("result").is_some());
+    assert!(
+        c.tool(2, "search", json!({"query": "x"}))
+            .await
+            .get("result")
+            .is_some()
+    );
     let listed = c.call(3, "tools/list", json!({})).await;
     let mark = |name: &str| {
         listed["result"]["tools"]
@@ -443,8 +448,14 @@ async fn a_session_may_not_hold_untrusted_input_private_data_and_state_change_at
             .clone()
     };
     assert_eq!(mark("add")["wouldDeny"], true, "{listed}");
-    assert_eq!(mark("add")["held"], json!(["untrusted-input", "private-data"]));
-    assert!(mark("list_notes").is_null(), "a read of private data adds nothing new");
+    assert_eq!(
+        mark("add")["held"],
+        json!(["untrusted-input", "private-data"])
+    );
+    assert!(
+        mark("list_notes").is_null(),
+        "a read of private data adds nothing new"
+    );
     let refused = c.tool(4, "add", json!({"a": 1, "b": 2})).await;
     assert_eq!(refused["error"]["code"], -32006, "{refused}");
     let msg = refused["error"]["message"].as_str().unwrap();
@@ -458,4 +469,79 @@ async fn a_session_may_not_hold_untrusted_input_private_data_and_state_change_at
     let sum = fresh.tool(1, "add", json!({"a": 1, "b": 2})).await;
     assert_eq!(sum["result"]["content"][0]["text"], "3", "{sum}");
     gw.stop().await;
+}
+
+/// server-everything lists some tools only to clients that declare sampling or elicitation. The
+/// rule (docs/integrity.md): what is pinned is what the discovery connection sees, and it
+/// declares every client capability, so it sees the full set; sessions of clients with fewer
+/// capabilities change nothing. Pinned with `switchboard pin`, enforced, used by a client with
+/// no capabilities and by the Python SDK with all of them, judged again: nothing quarantined.
+#[tokio::test]
+async fn server_everything_pinned_once_trips_nothing_for_clients_of_any_capability_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gw.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners: [{{name: test, bind: '127.0.0.1:0', auth: {{mode: none}}}}]\n\
+             admin: {{bind: '127.0.0.1:0', auth: {{mode: none}}}}\nbackends:\n\
+             \x20 - name: everything\n    transport: stdio\n    command: {}\n    args: ['{}', stdio]\n",
+            upstream_peers::NODE,
+            upstream_peers::everything()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(switchboard_bin())
+        .args(["pin", "--yes", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("+ everything tool trigger-sampling-request"),
+        "{text}"
+    );
+
+    let cfg = switchboard::config::Config::load(&config).unwrap();
+    let gw = switchboard::gateway::Gateway::start(cfg).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), gw.ready())
+        .await
+        .unwrap();
+    let admin = format!("http://{}", gw.admin_addr().unwrap());
+    let url = gw.url();
+
+    // A client that declares no capabilities at all.
+    let mut bare = RawClient::new(&url);
+    let r = bare
+        .post(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "bare", "version": "1"}}}),
+        )
+        .await;
+    bare.session = Some(r.headers["mcp-session-id"].to_str().unwrap().to_string());
+    bare.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    let echoed = bare.tool(1, "echo", json!({"message": "hi"})).await;
+    assert!(echoed.get("result").is_some(), "{echoed}");
+    // The Python SDK, with sampling, elicitation and roots.
+    let sdk = peers::py_client(&url, &["call", "echo", r#"{"message": "hi"}"#]).await;
+    assert!(sdk.get("error").is_none(), "{sdk}");
+
+    let (_, reload) = post_json(&format!("{admin}/admin/reload"), Value::Null).await;
+    assert_eq!(reload["manifest"], "unchanged", "{reload}");
+    let q = get_json(&format!("{admin}/admin/quarantine")).await;
+    assert_eq!(q["backends"]["everything"], "enforce", "{q}");
+    assert_eq!(q["quarantined"], json!([]), "{q}");
+    let listed = tools(&bare.call(2, "tools/list", json!({})).await);
+    assert!(
+        listed.contains(&"trigger-sampling-request".to_string()),
+        "{listed:?}"
+    );
+    gw.shutdown().await;
 }

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod identity;
+pub mod integrity;
 pub mod listener;
 pub mod policy;
 pub mod protocol;

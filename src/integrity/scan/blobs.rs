@@ -1,0 +1,163 @@
+//! `encoded-blob`: long base64 or hex runs, decoded when possible; a run that decodes to
+//! instructions is high, one that decodes to other text or bytes medium, and a labelled hash or
+//! an embedded image low.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use regex::Regex;
+
+use super::phrases::Phrases;
+use super::text::escape;
+use super::{ENCODED_BLOB, Field, Hit, Severity};
+
+/// Hex digest lengths (MD5, SHA-1, SHA-256, SHA-512).
+const DIGEST_LENS: &[usize] = &[32, 40, 64, 128];
+/// A label before a digest, or a key that holds one.
+const DIGEST_LABEL: &str = r"(?i)(sha|md5|hash|digest|checksum|commit|integrity|fingerprint)";
+/// Characters of decoded text quoted in a message.
+const PREVIEW_CHARS: usize = 60;
+
+#[derive(Debug)]
+pub(super) struct Blobs {
+    min: usize,
+    run: Regex,
+    label: Regex,
+}
+
+impl Blobs {
+    pub(super) fn new(min: usize) -> Result<Blobs, String> {
+        let re = |p: &str| Regex::new(p).map_err(|e| format!("scanner pattern: {e}"));
+        Ok(Blobs {
+            min,
+            run: re(r"[A-Za-z0-9+/_-]+={0,2}")?,
+            label: re(DIGEST_LABEL)?,
+        })
+    }
+
+    pub(super) fn check(&self, field: &Field<'_>, phrases: &Phrases, out: &mut Vec<Hit>) {
+        let s = field.text;
+        for m in self.run.find_iter(s) {
+            let body = m.as_str().trim_end_matches('=');
+            if body.len() < self.min {
+                continue;
+            }
+            let hex = body.bytes().all(|b| b.is_ascii_hexdigit());
+            let bytes = if hex {
+                if DIGEST_LENS.contains(&body.len()) && self.labelled(field, &s[..m.start()]) {
+                    out.push(Hit {
+                        rule: ENCODED_BLOB,
+                        severity: Severity::Low,
+                        span: m.range(),
+                        message: format!("The text holds a {}-digit hex digest.", body.len()),
+                    });
+                    continue;
+                }
+                (body.len() % 2 == 0)
+                    .then(|| hex::decode(body).ok())
+                    .flatten()
+            } else {
+                let has = |f: fn(&u8) -> bool| body.as_bytes().iter().any(f);
+                if !(has(u8::is_ascii_uppercase)
+                    && has(u8::is_ascii_lowercase)
+                    && has(u8::is_ascii_digit))
+                {
+                    continue;
+                }
+                let slashes = body.bytes().filter(|b| *b == b'/').count();
+                if slashes >= 3 && slashes * 16 > body.len() {
+                    continue; // a path, not base64
+                }
+                decode_base64(body)
+            };
+            let kind = if hex { "hex" } else { "base64" };
+            let image = s[..m.start()]
+                .to_ascii_lowercase()
+                .rsplit_once("data:")
+                .is_some_and(|(_, t)| t.starts_with("image/") && t.ends_with(";base64,"));
+            let (severity, message) = match bytes.as_deref().and_then(printable) {
+                Some(text) => match phrases.any_instruction(&text) {
+                    Some(what) => (
+                        Severity::High,
+                        format!(
+                            "A {kind} run of {} characters decodes to {what}: \"{}\".",
+                            body.len(),
+                            escape(&text, PREVIEW_CHARS)
+                        ),
+                    ),
+                    None => (
+                        Severity::Medium,
+                        format!(
+                            "A {kind} run of {} characters decodes to hidden text: \"{}\".",
+                            body.len(),
+                            escape(&text, PREVIEW_CHARS)
+                        ),
+                    ),
+                },
+                None if image => (
+                    Severity::Low,
+                    format!("The text embeds a {}-character base64 image.", body.len()),
+                ),
+                None => (
+                    Severity::Medium,
+                    format!(
+                        "A {kind} run of {} characters hides data a reviewer cannot read.",
+                        body.len()
+                    ),
+                ),
+            };
+            out.push(Hit {
+                rule: ENCODED_BLOB,
+                severity,
+                span: m.range(),
+                message,
+            });
+        }
+    }
+
+    /// Whether a digest-length hex run is labelled as a digest (just before it or by its key).
+    fn labelled(&self, field: &Field<'_>, before: &str) -> bool {
+        let mut from = before.len().saturating_sub(24);
+        while !before.is_char_boundary(from) {
+            from += 1;
+        }
+        self.label.is_match(&before[from..]) || self.label.is_match(&field.key)
+    }
+}
+
+/// Decodes standard or URL-safe base64, padded or not.
+fn decode_base64(body: &str) -> Option<Vec<u8>> {
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let url_safe = body.contains(['-', '_']);
+    if url_safe && body.contains(['+', '/']) {
+        return None;
+    }
+    let engine = GeneralPurpose::new(
+        if url_safe {
+            &alphabet::URL_SAFE
+        } else {
+            &alphabet::STANDARD
+        },
+        config,
+    );
+    // A run cut mid-quantum (length 4n+1) cannot be base64; drop the stray character.
+    let body = if body.len() % 4 == 1 {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
+    engine.decode(body).ok()
+}
+
+/// The bytes as text when they are UTF-8 and at least 90% printable.
+fn printable(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let total = text.chars().count();
+    let good = text
+        .chars()
+        .filter(|c| !c.is_control() || c.is_whitespace())
+        .count();
+    (total > 0 && good * 10 >= total * 9).then(|| text.to_owned())
+}

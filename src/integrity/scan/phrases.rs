@@ -1,0 +1,358 @@
+//! Phrase rules on folded text: `hidden-instruction` (text addressed to the model behind the
+//! user's back) and `tool-shadowing` (a description that changes how other tools behave); it also
+//! owns `sensitive-path` (see `paths`) so decoded payloads can be checked against all three.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::Regex;
+
+use super::paths::Paths;
+use super::text::{Folded, sentence};
+use super::{HIDDEN_INSTRUCTION, Hit, Severity, TOOL_SHADOWING};
+
+/// `hidden-instruction` patterns (folded text: lower case, single spaces) and what each means.
+const HIDDEN: &[(&str, &str)] = &[
+    (
+        r"<\s*/?\s*(important|system|instructions?|secret|hidden|admin|critical|mandatory|urgent|system[_ -]?(prompt|message|instructions?)|(ai|assistant|llm|model)[_ -]?(instructions?|note)|note[_ -]?to[_ -]?(the[_ -]?)?(ai|assistant|llm|model)|llm|ai|assistant)(\s[^<>]{0,60})?\s*/?>",
+        "an instruction tag addressed to the model (like <IMPORTANT>), the markup of tool-poisoning payloads",
+    ),
+    (
+        r"<\|?\s*(im_start|im_end|system|endoftext)\s*\|?>|\[/?(inst|system|important)\]|<<\s*/?sys\s*>>",
+        "a chat-template control token, used to forge a system or instruction turn",
+    ),
+    (
+        r"\b(ignore|disregard|forget|override|bypass)\s+((all|any|of|the|your)\s+)*(previous|prior|above|earlier|preceding|former|original|other|system|safety|security|existing)\s+(\w+\s+)?(instructions?|rules|guidelines|directions|directives|prompts?|guardrails|policies|constraints|context|messages)\b",
+        "an order to ignore earlier instructions (prompt injection)",
+    ),
+    (
+        r"\b(ignore|disregard|forget)\s+((all|any|your)\s+)+(instructions?|directives|guidelines|prompts?|guardrails)\b",
+        "an order to ignore the model's instructions (prompt injection)",
+    ),
+    (
+        r"\b(do not|don't|dont|never|must not|mustn't|should not|shouldn't|without)\s+(ever\s+)?(tell|telling|mention|mentioning|inform|informing|notify|notifying|alert|alerting|reveal|revealing|disclose|disclosing|warn|warning)\s+((this|it|that|anything|them)\s+)?(to\s+)?(the\s+)?(user|human|operator|customer)s?\b",
+        "an order to keep something from the user",
+    ),
+    (
+        r"\b(do not|don't|dont|never)\s+(mention|reveal|disclose|acknowledge|admit|say)\s+(that\s+)?(you|this|these|it|the\s+(above|following|hidden|previous|instructions?|note|sidenote))\b",
+        "an order not to mention what the model is told to do",
+    ),
+    (
+        r"\b(do not|don't|dont|never)\s+let\s+the\s+(user|human)\s+(know|see|notice|find out)\b",
+        "an order to keep something from the user",
+    ),
+    (
+        r"\b(user|human)s?\s+(must|should|shall|may|need|needs|will)\s*(not|never|n't)\s+(ever\s+)?(know|be told|be informed|be aware|be notified|notice|find out|suspect|be alerted)\b",
+        "a demand that the user must not know what happens",
+    ),
+    (
+        r"\b(hide|conceal|keep)\s+(this|it|these|that|them|everything|the\s+\w+(\s+\w+)?)\s+((hidden|secret)\s+)?from\s+(the\s+)?(user|human)s?\b",
+        "an order to hide something from the user",
+    ),
+    (
+        r"\bwithout\s+(the\s+)?(user|human)('s|s)?\s+(knowledge|knowing|consent|noticing|awareness|realizing|finding out)\b",
+        "an order to act without the user's knowledge",
+    ),
+    (
+        r"\b(upset|scare|alarm|frighten)\s+the\s+(user|human)\b",
+        "text that manages the user's reaction, typical of instructions hidden from the user",
+    ),
+    (
+        r"\b(before|prior to)\s+(using|calling|invoking|running|executing|you\s+(use|call|invoke|run))\s+(this|the|any|that)\s+(\w+\s+)?(tool|function)\b[^\n]{0,200}?\b(pass|send|include|attach|upload|forward|put|insert|copy|append|embed|provide)\s+(it|them|everything|(its|the|their|whole|full|entire|all|that|this)\s+(\w+\s+){0,2}(content|contents|text|data|output|value))\b",
+        "a precondition that makes the model pass data into the call before using the tool",
+    ),
+    (
+        r"\b(this|it)\s+is\s+(very|extremely|really|super|absolutely|critically|vitally|incredibly)\s+(important|critical|crucial|vital|essential)\b[^\n]{0,200}?\b(you must|must|always|never|do not|don't|make sure|ensure|otherwise|remember to)\b",
+        "urgency followed by an order, the framing of hidden instructions",
+    ),
+    (
+        r"\b(secretly|silently|quietly|covertly|discreetly|stealthily|invisibly)\s+(\w+\s+)?(send|sends|forward|forwards|include|includes|copy|copies|read|reads|call|calls|invoke|bcc|cc|pass|passes|upload|uploads|exfiltrate|exfiltrates|append|appends|attach|attaches|redirect|redirects|post|posts|email|emails|transmit|transmits|collect|collects|share|shares|leak|leaks)\b",
+        "an order to act covertly",
+    ),
+    (
+        r"\b(note|message|reminder)\s+(to|for)\s+(the\s+)?(ai|assistant|llm|language model|agent|model|claude|gpt|chatgpt|copilot|cursor)\s*[:,-]",
+        "a note addressed to the model rather than describing the tool",
+    ),
+    (
+        r"\b(you are now|from now on,? you|act as an? (unrestricted|jailbroken|uncensored)|new (system )?instructions?\s*:|system override|developer mode (enabled|on)|admin override|jailbreak)",
+        "an attempt to replace the model's role or instructions",
+    ),
+    (
+        r"\b(do not|don't|dont|never)\s+(ask|wait|request|prompt)\s+((the\s+)?user\s+)?(for\s+)?(confirmation|approval|permission|consent)\b|\b(do not|don't|dont|never)\s+(ask|check with|confirm with)\s+the\s+user\b",
+        "an order to skip the user's confirmation",
+    ),
+    (
+        r"\b(reveal|print|output|repeat|show|leak|send|include|pass|append|attach|copy|forward)\s+(your|the|all|any)\s+(full\s+|entire\s+|complete\s+|whole\s+|initial\s+)?(system prompt|system message|instructions you (were|have been) given)\b",
+        "an order to disclose the model's instructions",
+    ),
+    (
+        r"\b(send|include|pass|append|attach|copy|forward|leak|upload|post)\s+((your|the|all|any|our)\s+)?((full|entire|complete|whole)\s+)?(conversation history|chat history|conversation so far|(previous|prior|earlier) messages|whole conversation|entire conversation)\b",
+        "an order to pass the conversation history along (data theft)",
+    ),
+];
+
+/// `tool-shadowing` patterns; `tool` names the other tool when the pattern captures one.
+const SHADOW: &[(&str, Shape, &str)] = &[
+    (
+        r"\b(when|whenever|if|each time|every time|after|once)\s+(the\s+)?(\([\w.:-]+\)\s*)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|function|command))?\s+(is|gets|has been|was)\s+(used|called|invoked|run|executed|triggered|requested)\b",
+        Shape::NamedWithDirective,
+        "gives orders for when another tool is used",
+    ),
+    (
+        r"\b(when|whenever|if|each time|every time|before|after)\s+(you\s+|the\s+(assistant|agent|model|ai|llm)\s+)?(use|uses|call|calls|invoke|invokes|run|runs|using|calling|invoking|running|execute|executing)\s+(the\s+|a\s+|an\s+|(?P<any>any|another)\s+)?(?P<other>other\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|tools|function|functions|server|command))?",
+        Shape::NamedWithDirective,
+        "gives orders for when another tool is used",
+    ),
+    (
+        r"\binstead\s+of\s+(using|calling|invoking)\s+(the\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|function|server))?",
+        Shape::NamedStrongElseLow,
+        "steers the model away from another tool",
+    ),
+    (
+        r"\b(do not|don't|dont|never|must not|should not|stop|avoid)\s+(use|using|call|calling|invoke|invoking|run|running)\s+(the\s+|any\s+)?(?P<other>other\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|tools|function|functions|server|servers))?",
+        Shape::Named,
+        "forbids the model to use another tool",
+    ),
+    (
+        r"\b(must|should|shall|always|to)\s+(send|forward|route|redirect|deliver|copy|bcc|cc)\s+(all|every|any)\s+((outgoing|future|other|new|the)\s+)?(e-?mails?|messages?|payments?|transfers?|invoices?|files|replies|notifications?)\s+to\b",
+        Shape::Plain,
+        "redirects everything another tool sends",
+    ),
+    (
+        r"\ball\s+((outgoing|future|other|new)\s+)?(e-?mails?|messages?|payments?|transfers?|transactions?|requests?|calls?|invoices?|funds|files|data|notifications?|replies|responses)\s+(must|should|shall|have to|need to|are to|will)\s+((now|also|always|instead)\s+)?(be\s+)?(sent|forwarded|redirected|routed|copied|bcc'?e?d|cc'?e?d|delivered|addressed|mirrored|transferred|directed|uploaded)\s+(to|via|through)\b",
+        Shape::Plain,
+        "redirects everything another tool sends",
+    ),
+    (
+        r"\b(change|set|replace|switch|redirect|update|override|rewrite|modify)\s+(the\s+)?(recipient|destination|to address|to field|phone number|target (account|number|address)|receiver|payee|beneficiary|iban|wallet address|bank account|email address|account number)s?\b[^\n]{0,60}?\b(to|with|into)\s+['`\x22]?(\+?\d[\d ()-]{6,}\d|[\w.+-]+@[\w-]+(\.[\w-]+)+|https?://)",
+        Shape::Plain,
+        "rewrites the recipient of another tool's action to a fixed address",
+    ),
+    (
+        r"\bside[ -]?effects?\s+on\s+\S",
+        Shape::Plain,
+        "claims a side effect on other tools",
+    ),
+    (
+        r"\b(overrides?|overriding|supersedes?|takes precedence over|hijacks?|intercepts?)\s+((the|all|any)\s+)?(\w+\s+){0,3}(instructions|tools?|servers?|functions)\b",
+        Shape::Plain,
+        "claims to override other tools or instructions",
+    ),
+    (
+        r"\b(change|changes|modify|modifies|alter|alters|affect|affects|override|overrides)\s+(the\s+)?(behaviou?r|functionality|operation|output)\s+of\s+((the|all|any|every)\s+)?(other\s+(tools?|servers?)|[`'\x22]?[\w.:/-]+[`'\x22]?\s+(tool|server|function))",
+        Shape::Plain,
+        "claims to change how other tools behave",
+    ),
+    (
+        r"\b(all|any|every|each)\s+(other\s+)?(tools?|servers?|mcp servers?|functions?)\s+(must|should|shall|are to|need to|have to)\b|\bappl(y|ies)\s+to\s+(all|every|any|each)\s+(other\s+)?(tools?|servers?|tool calls?|functions?)\b",
+        Shape::Plain,
+        "lays down rules for other tools",
+    ),
+    (
+        r"\b(prefix|prepend)\s+(each|every|all|any)\s+(\w+\s+)?(commands?|calls?|requests?|messages?|queries|e-?mails?)\b|\b(prefix|prepend|append|add)\s+[^\n]{0,60}?\bto\s+(each|every|all|any)\s+(other\s+)?(\w+\s+)?(commands?|tool calls?)\b",
+        Shape::Plain,
+        "rewrites the arguments of other tool calls",
+    ),
+];
+
+/// Orders that turn a mention of another tool into shadowing.
+const DIRECTIVE: &str = r"\b(must|should|always|never|make sure|ensure|instead|also|change|replace|set|add|redirect|send|forward|include|use|override|do not|don't|first|bcc|cc|prefix|prepend)\b";
+/// Words that turn a preference ("instead of X") into a rule.
+const STRONG: &str = r"\b(always|must|only|never|all|do not|don't)\b";
+/// Pronouns and generic nouns a shadowing pattern may capture in place of a tool name.
+const NOT_A_TOOL: &[&str] = &[
+    "this",
+    "that",
+    "it",
+    "its",
+    "the",
+    "a",
+    "an",
+    "any",
+    "these",
+    "those",
+    "them",
+    "one",
+    "tool",
+    "tools",
+    "function",
+    "functions",
+    "server",
+    "servers",
+    "command",
+    "commands",
+    "me",
+    "you",
+    "your",
+    "we",
+    "our",
+    "my",
+    "user",
+    "each",
+    "every",
+    "all",
+    "data",
+    "file",
+    "files",
+    "query",
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// Any match is high.
+    Plain,
+    /// High when the captured name is another tool and the sentence also gives an order.
+    NamedWithDirective,
+    /// High when the captured name is another tool and the sentence says always/must/only; low
+    /// otherwise (a plain preference).
+    NamedStrongElseLow,
+    /// High when the captured name is another tool.
+    Named,
+}
+
+/// The compiled phrase rules.
+#[derive(Debug)]
+pub(super) struct Phrases {
+    hidden: Vec<(Regex, &'static str)>,
+    extra: Option<AhoCorasick>,
+    shadow: Vec<(Regex, Shape, &'static str)>,
+    directive: Regex,
+    strong: Regex,
+    pub(super) paths: Paths,
+}
+
+impl Phrases {
+    pub(super) fn new(extra: &[String], extra_paths: &[String]) -> Result<Phrases, String> {
+        let re = |p: &str| Regex::new(p).map_err(|e| format!("scanner pattern: {e}"));
+        let hidden = HIDDEN
+            .iter()
+            .map(|(p, m)| Ok((re(p)?, *m)))
+            .collect::<Result<_, String>>()?;
+        let shadow = SHADOW
+            .iter()
+            .map(|(p, s, m)| Ok((re(p)?, *s, *m)))
+            .collect::<Result<_, String>>()?;
+        let extra = if extra.is_empty() {
+            None
+        } else {
+            let folded: Vec<String> = extra
+                .iter()
+                .map(|p| Folded::new(p).text.trim().to_owned())
+                .collect();
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&folded)
+                    .map_err(|e| format!("extra_phrases: {e}"))?,
+            )
+        };
+        Ok(Phrases {
+            hidden,
+            extra,
+            shadow,
+            directive: re(DIRECTIVE)?,
+            strong: re(STRONG)?,
+            paths: Paths::new(extra_paths)?,
+        })
+    }
+
+    /// Runs `hidden-instruction`, `tool-shadowing` and `sensitive-path` on one string.
+    pub(super) fn check(&self, folded: &Folded<'_>, own: &str, out: &mut Vec<Hit>) {
+        let text = folded.text.as_str();
+        for (re, msg) in &self.hidden {
+            for m in re.find_iter(text) {
+                out.push(Hit {
+                    rule: HIDDEN_INSTRUCTION,
+                    severity: Severity::High,
+                    span: folded.span(m.range()),
+                    message: format!(
+                        "Found {msg}; text like this steers the model without the user seeing it."
+                    ),
+                });
+            }
+        }
+        if let Some(ac) = &self.extra {
+            for m in ac.find_iter(text) {
+                out.push(Hit {
+                    rule: HIDDEN_INSTRUCTION,
+                    severity: Severity::High,
+                    span: folded.span(m.range()),
+                    message: "Found a phrase from the operator's extra_phrases list.".to_owned(),
+                });
+            }
+        }
+        self.shadowing(folded, own, out);
+        self.paths.check(folded, out);
+    }
+
+    fn shadowing(&self, folded: &Folded<'_>, own: &str, out: &mut Vec<Hit>) {
+        let text = folded.text.as_str();
+        for (re, shape, msg) in &self.shadow {
+            for caps in re.captures_iter(text) {
+                let Some(m) = caps.get(0) else { continue };
+                let tool = caps.name("tool").map_or("", |t| t.as_str());
+                let generic = [
+                    "tool",
+                    "tools",
+                    "function",
+                    "functions",
+                    "server",
+                    "servers",
+                ];
+                let names_tool = caps.name("other").is_some()
+                    || (caps.name("any").is_some() && generic.contains(&tool))
+                    || (!NOT_A_TOOL.contains(&tool)
+                        && tool.trim_end_matches(['.', ':', '/', '-']) != own
+                        && tool.len() >= 3
+                        && (caps.name("word").is_some()
+                            || tool.contains(['_', '.', ':', '/', '-'])));
+                let window = sentence(text, &m.range());
+                let around = [&text[window.start..m.start()], &text[m.end()..window.end]];
+                let severity = match shape {
+                    Shape::Plain => Some(Severity::High),
+                    Shape::Named => names_tool.then_some(Severity::High),
+                    Shape::NamedWithDirective => (names_tool
+                        && around.iter().any(|t| self.directive.is_match(t)))
+                    .then_some(Severity::High),
+                    Shape::NamedStrongElseLow => names_tool.then(|| {
+                        if around.iter().any(|t| self.strong.is_match(t)) {
+                            Severity::High
+                        } else {
+                            Severity::Low
+                        }
+                    }),
+                };
+                let Some(severity) = severity else { continue };
+                let named = if tool.is_empty() || !names_tool {
+                    String::new()
+                } else {
+                    format!(" (`{tool}`)")
+                };
+                out.push(Hit {
+                    rule: TOOL_SHADOWING,
+                    severity,
+                    span: folded.span(m.range()),
+                    message: format!(
+                        "The text {msg}{named}; a tool's description may speak only for its own tool (tool shadowing)."
+                    ),
+                });
+            }
+        }
+    }
+
+    /// The first instruction-like finding in a decoded payload (base64, tag characters), if any.
+    pub(super) fn any_instruction(&self, decoded: &str) -> Option<&'static str> {
+        let folded = Folded::new(decoded);
+        let text = folded.text.as_str();
+        if let Some((_, msg)) = self.hidden.iter().find(|(re, _)| re.is_match(text)) {
+            return Some(msg);
+        }
+        if self.extra.as_ref().is_some_and(|ac| ac.is_match(text)) {
+            return Some("a phrase from the operator's extra_phrases list");
+        }
+        let mut hits = Vec::new();
+        self.shadowing(&folded, "", &mut hits);
+        if hits.iter().any(|h| h.severity == Severity::High) {
+            return Some("instructions about other tools");
+        }
+        self.paths.any(text)
+    }
+}

@@ -203,6 +203,11 @@ impl Scanner {
         let folded = text::Folded::new(field.text);
         unicode::check(field.text, out);
         self.phrases.check(&folded, own_name, out);
+        if matches!(field.role, Role::Name | Role::Key) && field.text.contains(['_', '-']) {
+            let spaced = field.text.replace(['_', '-'], " ");
+            self.phrases
+                .check_identifier(&text::Folded::new(&spaced), own_name, out);
+        }
         if field.role != Role::Meta {
             self.urls.check(field, &folded, out);
             self.blobs.check(field, &self.phrases, out);

@@ -44,7 +44,15 @@ impl Blobs {
             }
             let hex = body.bytes().all(|b| b.is_ascii_hexdigit());
             let bytes = if hex {
-                if DIGEST_LENS.contains(&body.len()) && self.labelled(field, &s[..m.start()]) {
+                let decoded = (body.len() % 2 == 0)
+                    .then(|| hex::decode(body).ok())
+                    .flatten();
+                let binary = decoded.as_deref().is_none_or(|b| printable(b).is_none());
+                // A digest: labelled as one, or digest-sized random bytes (instructions in hex
+                // decode to text).
+                if DIGEST_LENS.contains(&body.len())
+                    && (binary || self.labelled(field, &s[..m.start()]))
+                {
                     out.push(Hit {
                         rule: ENCODED_BLOB,
                         severity: Severity::Low,
@@ -53,9 +61,7 @@ impl Blobs {
                     });
                     continue;
                 }
-                (body.len() % 2 == 0)
-                    .then(|| hex::decode(body).ok())
-                    .flatten()
+                decoded
             } else {
                 let has = |f: fn(&u8) -> bool| body.as_bytes().iter().any(f);
                 if !(has(u8::is_ascii_uppercase)

@@ -97,7 +97,7 @@ const SHADOW: &[(&str, Shape, &str)] = &[
         "gives orders for when another tool is used",
     ),
     (
-        r"\b(when|whenever|if|each time|every time|before|after)\s+(you\s+|the\s+(assistant|agent|model|ai|llm)\s+)?(use|uses|call|calls|invoke|invokes|run|runs|using|calling|invoking|running|execute|executing)\s+(the\s+|a\s+|an\s+|(?P<any>any|another)\s+)?(?P<other>other\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|tools|function|functions|server|command))?",
+        r"\b(when|whenever|if|each time|every time|after)\s+(you\s+|the\s+(assistant|agent|model|ai|llm)\s+)?(use|uses|call|calls|invoke|invokes|run|runs|using|calling|invoking|running|execute|executing)\s+(the\s+|a\s+|an\s+|(?P<any>any|another)\s+)?(?P<other>other\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|tools|function|functions|server|command))?",
         Shape::NamedWithDirective,
         "gives orders for when another tool is used",
     ),
@@ -153,8 +153,9 @@ const SHADOW: &[(&str, Shape, &str)] = &[
     ),
 ];
 
-/// Orders that turn a mention of another tool into shadowing.
-const DIRECTIVE: &str = r"\b(must|should|always|never|make sure|ensure|instead|also|change|replace|set|add|redirect|send|forward|include|use|override|do not|don't|first|bcc|cc|prefix|prepend)\b";
+/// Orders that change what another tool does (its recipient, arguments, output): with a mention
+/// of another tool, shadowing. Sequencing hints ("use X first", "X must already exist") are not.
+const DIRECTIVE: &str = r"\b(instead|change|replace|set|redirect|send|forward|include|add|append|also|override|bcc|cc|prefix|prepend|rewrite|route|copy)\b";
 /// Words that turn a preference ("instead of X") into a rule.
 const STRONG: &str = r"\b(always|must|only|never|all|do not|don't)\b";
 /// Pronouns and generic nouns a shadowing pattern may capture in place of a tool name.
@@ -281,6 +282,23 @@ impl Phrases {
         }
         self.shadowing(folded, own, out);
         self.paths.check(folded, out);
+    }
+
+    /// The phrase rules again on an identifier read as words (`do_not_tell_the_user`): `spaced`
+    /// is the identifier with `_` and `-` replaced by spaces, so its byte offsets are the
+    /// original's.
+    pub(super) fn check_identifier(&self, spaced: &Folded<'_>, own: &str, out: &mut Vec<Hit>) {
+        let before = out.len();
+        self.check(spaced, own, out);
+        // Path literals (`id_rsa`) were matched on the identifier itself.
+        let mut i = before;
+        while i < out.len() {
+            if out[i].rule == super::SENSITIVE_PATH {
+                out.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     fn shadowing(&self, folded: &Folded<'_>, own: &str, out: &mut Vec<Hit>) {

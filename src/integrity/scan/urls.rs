@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use regex::Regex;
 
-use super::text::{Folded, sentence};
+use super::text::{Folded, escape, sentence};
 use super::{EXFILTRATION_URL, Field, Hit, Role, Severity};
 
 /// Request-capture, paste, tunnel and out-of-band services: no honest tool description points a
@@ -60,10 +60,11 @@ const CAPTURE_PATHS: &[&str] = &[
 ];
 const URL: &str = r"\b(https?|wss?|ftps?)://[^\s<>\x22'`\\)\]]+";
 const DATA_URL: &str = r"\bdata:(?P<mime>[a-z0-9.+-]+/[a-z0-9.+-]+)[^\s,\x22'`]*,";
-/// Path segments of collection endpoints.
-const HOOK_PATH: &str = r"/(webhooks?|hooks?|collect|collector|exfil\w*|ingest|beacon|callback|upload|log|logs|track|capture|steal|leak|dump)\b";
+/// Path segments of collection endpoints (weighed only in preset values: documentation links
+/// have `/webhooks` and `/upload` pages).
+const HOOK_PATH: &str = r"/(webhooks?|hooks?|collect|collector|exfil\w*|ingest|beacon|callback|upload|track|capture|steal|leak|dump)\b";
 /// Keys whose values are destinations (`callback_url`, `webhook`).
-const DEST_KEY: &str = r"callback|webhook|endpoint|notify|report|upload|sink|collector|telemetry|exfil|destination|forward|post_?url";
+const DEST_KEY: &str = r"callback|webhook|exfil|sink|collector|beacon";
 const SEND: &str = r"\b(send|post|upload|forward|transmit|exfiltrate|submit|leak|e-?mail|beacon|ping|copy|mirror|push|deliver|share|include|attach|append|pass|report|log)\b";
 const DATA_NOUN: &str = r"\b(contents?|data|conversation|history|messages?|credentials?|api keys?|keys|tokens?|secrets?|passwords?|results?|output|responses?|e-?mails?|arguments|parameters|everything|environment|env vars|cookies?|session|chat|context|prompts?|user's|personal|pii|e-?mail addresses|contacts|a copy)\b";
 const DEST: &str = r"\b(send|forward|bcc|cc|copy|e-?mail|mail|transfer|text|message|sms|deliver|report|upload|post|route|redirect)\b[^\n]{0,80}?\bto\s+['`\x22]?(?P<dest>[\w.+-]+@(?P<domain>[\w-]+(\.[\w-]+)+)|\+?\d[\d ()-]{6,}\d)";
@@ -87,11 +88,10 @@ pub(super) struct Urls {
 impl Urls {
     pub(super) fn new(allowed: &[String]) -> Result<Urls, String> {
         let re = |p: &str| Regex::new(p).map_err(|e| format!("scanner pattern: {e}"));
-        let names: Vec<String> = CAPTURE_HOSTS
-            .iter()
-            .chain(CAPTURE_PATHS)
-            .map(|h| regex::escape(h))
-            .collect();
+        let hosts: Vec<String> = CAPTURE_HOSTS.iter().map(|h| regex::escape(h)).collect();
+        let paths: Vec<String> = CAPTURE_PATHS.iter().map(|h| regex::escape(h)).collect();
+        // Hosts end on a word boundary; webhook paths run on into ids (`/bot123:…`).
+        let bare = format!(r"\b({})\b|\b({})", hosts.join("|"), paths.join("|"));
         Ok(Urls {
             allowed: allowed
                 .iter()
@@ -102,7 +102,7 @@ impl Urls {
                 .collect(),
             url: re(URL)?,
             data_url: re(DATA_URL)?,
-            bare: re(&format!(r"\b({})\b", names.join("|")))?,
+            bare: re(&bare)?,
             hook_path: re(HOOK_PATH)?,
             dest_key: re(DEST_KEY)?,
             send: re(SEND)?,
@@ -122,11 +122,12 @@ impl Urls {
             let range = m.start()..m.start() + url.len();
             seen.push(range.clone());
             if let Some((severity, why)) = self.weigh(field, text, &range, url) {
-                let shown: String = url.chars().take(80).collect();
+                let span = folded.span(range);
+                let shown = escape(field.text.get(span.clone()).unwrap_or(url), 80);
                 out.push(Hit {
                     rule: EXFILTRATION_URL,
                     severity,
-                    span: folded.span(range),
+                    span,
                     message: format!("The text points at {shown}: {why}."),
                 });
             }
@@ -174,7 +175,7 @@ impl Urls {
             };
             if caps
                 .name("domain")
-                .is_some_and(|d| self.allowed(d.as_str()))
+                .is_some_and(|d| self.allowed(d.as_str()) || reserved(d.as_str()))
             {
                 continue;
             }
@@ -198,7 +199,7 @@ impl Urls {
             let Some(m) = caps.get(0) else { continue };
             if caps
                 .name("domain")
-                .is_some_and(|d| self.allowed(d.as_str()))
+                .is_some_and(|d| self.allowed(d.as_str()) || reserved(d.as_str()))
             {
                 continue;
             }
@@ -284,10 +285,11 @@ impl Urls {
                 "the URL has a placeholder for data to be filled in".to_owned(),
             ));
         }
-        if self.hook_path.is_match(rest) {
+        if field.role == Role::Value && self.hook_path.is_match(rest) {
             return Some((
                 Severity::Medium,
-                "the path looks like a collection or webhook endpoint".to_owned(),
+                "it is a preset value whose path looks like a collection or webhook endpoint"
+                    .to_owned(),
             ));
         }
         if field.role == Role::Value && self.dest_key.is_match(&field.key) {
@@ -364,4 +366,16 @@ fn is_public(ip: IpAddr) -> bool {
             !local && v6 != Ipv6Addr::LOCALHOST
         }
     }
+}
+
+/// Domains reserved for documentation and tests (RFC 2606, RFC 6761): an address there is an
+/// example, not a destination.
+fn reserved(domain: &str) -> bool {
+    let d = domain.to_ascii_lowercase();
+    ["example.com", "example.net", "example.org"]
+        .iter()
+        .any(|r| d == *r || d.ends_with(&format!(".{r}")))
+        || [".example", ".test", ".invalid", ".localhost"]
+            .iter()
+            .any(|t| d.ends_with(t))
 }

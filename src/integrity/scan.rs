@@ -5,7 +5,8 @@
 //! Every string a model reads is scanned: the name, title and description, every string anywhere
 //! in `inputSchema`/`outputSchema`/`arguments` (property names, enum values, defaults and nested
 //! descriptions included), `annotations.title` and a template's `uriTemplate`. Schemas are walked
-//! to [`MAX_DEPTH`] levels; strings nested deeper are not scanned (no real schema nests that far).
+//! to [`MAX_DEPTH`] levels; strings nested deeper are not scanned and that is not reported as a
+//! finding (no real schema nests that far; a caller that cares can reject such schemas).
 //! Phrase rules match on a folded copy of each string (see `text::Folded`), so case, spacing,
 //! zero-width padding, full-width letters and Cyrillic lookalikes do not hide a phrase.
 
@@ -49,15 +50,15 @@ pub const RULES: &[&str] = &[
     ENCODED_BLOB,
     CONFUSABLE_NAME,
 ];
-const HIDDEN_INSTRUCTION: &str = "hidden-instruction";
-const INVISIBLE_UNICODE: &str = "invisible-unicode";
-const BIDI_CONTROL: &str = "bidi-control";
-const CONTROL_CHARACTER: &str = "control-character";
-const SENSITIVE_PATH: &str = "sensitive-path";
-const TOOL_SHADOWING: &str = "tool-shadowing";
-const EXFILTRATION_URL: &str = "exfiltration-url";
-const ENCODED_BLOB: &str = "encoded-blob";
-const CONFUSABLE_NAME: &str = "confusable-name";
+pub const HIDDEN_INSTRUCTION: &str = "hidden-instruction";
+pub const INVISIBLE_UNICODE: &str = "invisible-unicode";
+pub const BIDI_CONTROL: &str = "bidi-control";
+pub const CONTROL_CHARACTER: &str = "control-character";
+pub const SENSITIVE_PATH: &str = "sensitive-path";
+pub const TOOL_SHADOWING: &str = "tool-shadowing";
+pub const EXFILTRATION_URL: &str = "exfiltration-url";
+pub const ENCODED_BLOB: &str = "encoded-blob";
+pub const CONFUSABLE_NAME: &str = "confusable-name";
 
 /// How much a finding should worry an operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -173,10 +174,14 @@ impl Scanner {
             let mut hits = Vec::new();
             self.check(&field, &own_folded, &mut hits);
             self.finish(&field.pointer, field.text, hits, &mut findings);
-            if findings.len() >= MAX_PER_DEFINITION {
-                findings.truncate(MAX_PER_DEFINITION);
-                break;
-            }
+        }
+        if findings.len() > MAX_PER_DEFINITION {
+            // Keep the most severe, in document order.
+            let mut ranked: Vec<(usize, Finding)> = findings.into_iter().enumerate().collect();
+            ranked.sort_by_key(|(i, f)| (std::cmp::Reverse(f.severity), *i));
+            ranked.truncate(MAX_PER_DEFINITION);
+            ranked.sort_by_key(|(i, _)| *i);
+            findings = ranked.into_iter().map(|(_, f)| f).collect();
         }
         findings
     }
@@ -217,33 +222,21 @@ impl Scanner {
         }
     }
 
-    /// Applies the config to raw hits (disabled rules, severity overrides), drops overlapping
-    /// duplicates of one rule, caps the count and writes the findings.
+    /// Applies the config to raw hits (disabled rules), keeps the most severe of overlapping
+    /// hits of one rule and at most [`MAX_PER_STRING_RULE`] per rule (the most severe), and writes
+    /// the findings in the order they occur in the string.
     fn finish(&self, pointer: &str, s: &str, mut hits: Vec<Hit>, out: &mut Vec<Finding>) {
         hits.retain(|h| !self.disabled.contains(h.rule));
-        hits.sort_by(|a, b| {
-            (a.rule, a.span.start, std::cmp::Reverse(a.severity)).cmp(&(
-                b.rule,
-                b.span.start,
-                std::cmp::Reverse(b.severity),
-            ))
-        });
+        hits.sort_by_key(|h| (h.rule, std::cmp::Reverse(h.severity), h.span.start));
+        let overlap = |a: &Range<usize>, b: &Range<usize>| {
+            a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1)
+        };
         let mut kept: Vec<Hit> = Vec::new();
         for h in hits {
-            let same_rule: Vec<&Hit> = kept.iter().filter(|k| k.rule == h.rule).collect();
-            let overlaps = same_rule.iter().any(|k| {
-                k.span.start < h.span.end.max(h.span.start + 1)
-                    && h.span.start < k.span.end.max(k.span.start + 1)
-            });
-            if overlaps || same_rule.len() >= MAX_PER_STRING_RULE {
-                if let Some(k) = kept.iter_mut().rev().find(|k| k.rule == h.rule && overlaps)
-                    && h.severity > k.severity
-                {
-                    *k = h;
-                }
-                continue;
+            let same: Vec<&Hit> = kept.iter().filter(|k| k.rule == h.rule).collect();
+            if same.len() < MAX_PER_STRING_RULE && !same.iter().any(|k| overlap(&k.span, &h.span)) {
+                kept.push(h);
             }
-            kept.push(h);
         }
         kept.sort_by_key(|h| (h.span.start, h.rule));
         out.extend(kept.into_iter().map(|h| self.finding(pointer, s, h)));

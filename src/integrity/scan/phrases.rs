@@ -196,6 +196,16 @@ const NOT_A_TOOL: &[&str] = &[
     "query",
 ];
 
+/// Generic nouns that, after `any`/`another`, mean every other tool.
+const GENERIC: &[&str] = &[
+    "tool",
+    "tools",
+    "function",
+    "functions",
+    "server",
+    "servers",
+];
+
 #[derive(Clone, Copy, Debug)]
 enum Shape {
     /// Any match is high.
@@ -217,7 +227,7 @@ pub(super) struct Phrases {
     shadow: Vec<(Regex, Shape, &'static str)>,
     directive: Regex,
     strong: Regex,
-    pub(super) paths: Paths,
+    paths: Paths,
 }
 
 impl Phrases {
@@ -236,7 +246,7 @@ impl Phrases {
         } else {
             let folded: Vec<String> = extra
                 .iter()
-                .map(|p| Folded::new(p).text.trim().to_owned())
+                .map(|p| Folded::new(p).text.replace('\n', " ").trim().to_owned())
                 .collect();
             Some(
                 AhoCorasick::builder()
@@ -271,7 +281,9 @@ impl Phrases {
             }
         }
         if let Some(ac) = &self.extra {
-            for m in ac.find_iter(text) {
+            // Phrases are single-spaced; a line break between their words counts as a space.
+            let flat = text.replace('\n', " ");
+            for m in ac.find_iter(&flat) {
                 out.push(Hit {
                     rule: HIDDEN_INSTRUCTION,
                     severity: Severity::High,
@@ -306,32 +318,18 @@ impl Phrases {
         for (re, shape, msg) in &self.shadow {
             for caps in re.captures_iter(text) {
                 let Some(m) = caps.get(0) else { continue };
-                let tool = caps.name("tool").map_or("", |t| t.as_str());
-                let generic = [
-                    "tool",
-                    "tools",
-                    "function",
-                    "functions",
-                    "server",
-                    "servers",
-                ];
-                let names_tool = caps.name("other").is_some()
-                    || (caps.name("any").is_some() && generic.contains(&tool))
-                    || (!NOT_A_TOOL.contains(&tool)
-                        && tool.trim_end_matches(['.', ':', '/', '-']) != own
-                        && tool.len() >= 3
-                        && (caps.name("word").is_some()
-                            || tool.contains(['_', '.', ':', '/', '-'])));
+                let other = names_other_tool(&caps, own);
                 let window = sentence(text, &m.range());
                 let around = [&text[window.start..m.start()], &text[m.end()..window.end]];
+                let says = |re: &Regex| around.iter().any(|t| re.is_match(t));
                 let severity = match shape {
                     Shape::Plain => Some(Severity::High),
-                    Shape::Named => names_tool.then_some(Severity::High),
-                    Shape::NamedWithDirective => (names_tool
-                        && around.iter().any(|t| self.directive.is_match(t)))
-                    .then_some(Severity::High),
-                    Shape::NamedStrongElseLow => names_tool.then(|| {
-                        if around.iter().any(|t| self.strong.is_match(t)) {
+                    Shape::Named => other.then_some(Severity::High),
+                    Shape::NamedWithDirective => {
+                        (other && says(&self.directive)).then_some(Severity::High)
+                    }
+                    Shape::NamedStrongElseLow => other.then(|| {
+                        if says(&self.strong) {
                             Severity::High
                         } else {
                             Severity::Low
@@ -339,10 +337,9 @@ impl Phrases {
                     }),
                 };
                 let Some(severity) = severity else { continue };
-                let named = if tool.is_empty() || !names_tool {
-                    String::new()
-                } else {
-                    format!(" (`{tool}`)")
+                let named = match caps.name("tool") {
+                    Some(t) if other => format!(" (`{}`)", t.as_str()),
+                    _ => String::new(),
                 };
                 out.push(Hit {
                     rule: TOOL_SHADOWING,
@@ -356,14 +353,18 @@ impl Phrases {
         }
     }
 
-    /// The first instruction-like finding in a decoded payload (base64, tag characters), if any.
+    /// What makes a decoded payload (a base64 or hex run) instructions, if anything does.
     pub(super) fn any_instruction(&self, decoded: &str) -> Option<&'static str> {
         let folded = Folded::new(decoded);
         let text = folded.text.as_str();
         if let Some((_, msg)) = self.hidden.iter().find(|(re, _)| re.is_match(text)) {
             return Some(msg);
         }
-        if self.extra.as_ref().is_some_and(|ac| ac.is_match(text)) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|ac| ac.is_match(&text.replace('\n', " ")))
+        {
             return Some("a phrase from the operator's extra_phrases list");
         }
         let mut hits = Vec::new();
@@ -373,4 +374,17 @@ impl Phrases {
         }
         self.paths.any(text)
     }
+}
+
+/// Whether a shadowing match names a tool other than the definition's own: `other tools`, `any
+/// tool`, or an identifier-like name (`send_email`, `mcp.fs`) or a name followed by `tool`.
+fn names_other_tool(caps: &regex::Captures<'_>, own: &str) -> bool {
+    let tool = caps.name("tool").map_or("", |t| t.as_str());
+    if caps.name("other").is_some() || (caps.name("any").is_some() && GENERIC.contains(&tool)) {
+        return true;
+    }
+    !NOT_A_TOOL.contains(&tool)
+        && tool.trim_end_matches(['.', ':', '/', '-']) != own
+        && tool.len() >= 3
+        && (caps.name("word").is_some() || tool.contains(['_', '.', ':', '/', '-']))
 }

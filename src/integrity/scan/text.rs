@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 /// Characters of context shown on each side of a match in an excerpt.
 const CONTEXT_CHARS: usize = 8;
@@ -15,7 +16,7 @@ const MATCH_CHARS: usize = 56;
 /// A sentence window never reaches further than this from the match, in folded bytes.
 const SENTENCE_REACH: usize = 300;
 
-/// A lower-cased, NFKC-folded, whitespace-collapsed copy of a string with invisible characters
+/// A lower-cased, NFKD-folded (marks dropped), whitespace-collapsed (line breaks kept) copy of a string with invisible characters
 /// dropped, control characters read as spaces, and lookalike letters (Cyrillic `а`, full-width `ａ`, mathematical `𝐚`)
 /// replaced by their ASCII prototype, so phrase rules are not defeated by case, spacing,
 /// zero-width padding or homoglyphs. Every folded byte remembers the original character it
@@ -33,26 +34,54 @@ fn push(text: &mut String, src: &mut Vec<usize>, c: char, at: usize) {
     src.extend(std::iter::repeat_n(at, text.len() - before));
 }
 
+/// Collapses a run of blanks into one space, or one line break when the run holds one (sentence
+/// windows end at line breaks).
+fn space(text: &mut String, src: &mut Vec<usize>, at: usize, line_break: bool) {
+    if text.ends_with('\n') {
+        return;
+    }
+    if text.ends_with(' ') {
+        if line_break {
+            text.pop();
+            text.push('\n');
+        }
+        return;
+    }
+    push(text, src, if line_break { '\n' } else { ' ' }, at);
+}
+
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{B}' | '\u{C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// Characters that render as an empty cell (Hangul fillers, the braille blank): word separators.
+fn is_blank(c: char) -> bool {
+    matches!(
+        c,
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}'
+    )
+}
+
 impl<'a> Folded<'a> {
     pub(super) fn new(orig: &'a str) -> Folded<'a> {
         let mut text = String::with_capacity(orig.len());
         let mut src = Vec::with_capacity(orig.len());
         for (at, c) in orig.char_indices() {
-            if c.is_whitespace() || c.is_control() {
-                // Control characters separate words on screen, so they do here too.
-                if !text.ends_with(' ') {
-                    push(&mut text, &mut src, ' ', at);
-                }
+            if c.is_whitespace() || c.is_control() || is_blank(c) {
+                // Control characters and blank fillers separate words on screen, so here too.
+                space(&mut text, &mut src, at, is_line_break(c));
             } else if c.is_ascii() {
                 push(&mut text, &mut src, c.to_ascii_lowercase(), at);
             } else if hidden_char(c).is_none() {
-                for d in std::iter::once(c).nfkc() {
+                // Compatibility decomposition without marks: `ｉ`, `𝐢`, `í` and `i\u{307}` → `i`.
+                for d in std::iter::once(c).nfkd().filter(|d| !is_combining_mark(*d)) {
                     for e in ascii_prototype(d) {
                         for l in e.to_lowercase() {
                             if l.is_whitespace() {
-                                if !text.ends_with(' ') {
-                                    push(&mut text, &mut src, ' ', at);
-                                }
+                                space(&mut text, &mut src, at, false);
                             } else {
                                 push(&mut text, &mut src, l, at);
                             }

@@ -15,6 +15,8 @@ use super::{ENCODED_BLOB, Field, Hit, Severity};
 const DIGEST_LENS: &[usize] = &[32, 40, 64, 128];
 /// A label before a digest, or a key that holds one.
 const DIGEST_LABEL: &str = r"(?i)(sha|md5|hash|digest|checksum|commit|integrity|fingerprint)";
+/// Bytes before a run searched for a digest label or a `data:image/…;base64,` prefix.
+const LOOK_BACK: usize = 40;
 /// Characters of decoded text quoted in a message.
 const PREVIEW_CHARS: usize = 60;
 
@@ -36,99 +38,103 @@ impl Blobs {
     }
 
     pub(super) fn check(&self, field: &Field<'_>, phrases: &Phrases, out: &mut Vec<Hit>) {
-        let s = field.text;
-        for m in self.run.find_iter(s) {
+        for m in self.run.find_iter(field.text) {
             let body = m.as_str().trim_end_matches('=');
             if body.len() < self.min {
                 continue;
             }
-            let hex = body.bytes().all(|b| b.is_ascii_hexdigit());
-            let bytes = if hex {
-                let decoded = (body.len() % 2 == 0)
-                    .then(|| hex::decode(body).ok())
-                    .flatten();
-                let binary = decoded.as_deref().is_none_or(|b| printable(b).is_none());
-                // A digest: labelled as one, or digest-sized random bytes (instructions in hex
-                // decode to text).
-                if DIGEST_LENS.contains(&body.len())
-                    && (binary || self.labelled(field, &s[..m.start()]))
-                {
-                    out.push(Hit {
-                        rule: ENCODED_BLOB,
-                        severity: Severity::Low,
-                        span: m.range(),
-                        message: format!("The text holds a {}-digit hex digest.", body.len()),
-                    });
-                    continue;
-                }
-                decoded
-            } else {
-                let has = |f: fn(&u8) -> bool| body.as_bytes().iter().any(f);
-                if !(has(u8::is_ascii_uppercase)
-                    && has(u8::is_ascii_lowercase)
-                    && has(u8::is_ascii_digit))
-                {
-                    continue;
-                }
-                let slashes = body.bytes().filter(|b| *b == b'/').count();
-                if slashes >= 3 && slashes * 16 > body.len() {
-                    continue; // a path, not base64
-                }
-                decode_base64(body)
-            };
-            let kind = if hex { "hex" } else { "base64" };
-            let image = s[..m.start()]
-                .to_ascii_lowercase()
-                .rsplit_once("data:")
-                .is_some_and(|(_, t)| t.starts_with("image/") && t.ends_with(";base64,"));
-            let (severity, message) = match bytes.as_deref().and_then(printable) {
-                Some(text) => match phrases.any_instruction(&text) {
+            let before = tail(&field.text[..m.start()], LOOK_BACK);
+            if let Some((severity, message)) = self.weigh(field, body, before, phrases) {
+                out.push(Hit {
+                    rule: ENCODED_BLOB,
+                    severity,
+                    span: m.range(),
+                    message,
+                });
+            }
+        }
+    }
+
+    /// Severity and message for one run, `None` when it is not a blob (an identifier, a path).
+    fn weigh(
+        &self,
+        field: &Field<'_>,
+        body: &str,
+        before: &str,
+        phrases: &Phrases,
+    ) -> Option<(Severity, String)> {
+        let n = body.len();
+        let hex = body.bytes().all(|b| b.is_ascii_hexdigit());
+        let bytes = if hex {
+            let decoded = n
+                .is_multiple_of(2)
+                .then(|| hex::decode(body).ok())
+                .flatten();
+            let binary = decoded.as_deref().is_none_or(|b| printable(b).is_none());
+            // A digest: labelled as one, or digest-sized random bytes (instructions in hex
+            // decode to text).
+            let labelled = self.label.is_match(before) || self.label.is_match(&field.key);
+            if DIGEST_LENS.contains(&n) && (binary || labelled) {
+                return Some((
+                    Severity::Low,
+                    format!("The text holds a {n}-digit hex digest."),
+                ));
+            }
+            decoded
+        } else {
+            let has = |f: fn(&u8) -> bool| body.as_bytes().iter().any(f);
+            if !(has(u8::is_ascii_uppercase)
+                && has(u8::is_ascii_lowercase)
+                && has(u8::is_ascii_digit))
+            {
+                return None; // words and identifiers, not base64
+            }
+            let slashes = body.bytes().filter(|b| *b == b'/').count();
+            if slashes >= 3 && slashes * 16 > n {
+                return None; // a path
+            }
+            decode_base64(body)
+        };
+        let kind = if hex { "hex" } else { "base64" };
+        let image = before
+            .to_ascii_lowercase()
+            .rsplit_once("data:")
+            .is_some_and(|(_, t)| t.starts_with("image/") && t.ends_with(";base64,"));
+        Some(match bytes.as_deref().and_then(printable) {
+            Some(text) => {
+                let quoted = escape(&text, PREVIEW_CHARS);
+                match phrases.any_instruction(&text) {
                     Some(what) => (
                         Severity::High,
-                        format!(
-                            "A {kind} run of {} characters decodes to {what}: \"{}\".",
-                            body.len(),
-                            escape(&text, PREVIEW_CHARS)
-                        ),
+                        format!("A {kind} run of {n} characters decodes to {what}: \"{quoted}\"."),
                     ),
                     None => (
                         Severity::Medium,
                         format!(
-                            "A {kind} run of {} characters decodes to hidden text: \"{}\".",
-                            body.len(),
-                            escape(&text, PREVIEW_CHARS)
+                            "A {kind} run of {n} characters decodes to hidden text: \"{quoted}\"."
                         ),
                     ),
-                },
-                None if image => (
-                    Severity::Low,
-                    format!("The text embeds a {}-character base64 image.", body.len()),
-                ),
-                None => (
-                    Severity::Medium,
-                    format!(
-                        "A {kind} run of {} characters hides data a reviewer cannot read.",
-                        body.len()
-                    ),
-                ),
-            };
-            out.push(Hit {
-                rule: ENCODED_BLOB,
-                severity,
-                span: m.range(),
-                message,
-            });
-        }
+                }
+            }
+            None if image => (
+                Severity::Low,
+                format!("The text embeds a {n}-character base64 image."),
+            ),
+            None => (
+                Severity::Medium,
+                format!("A {kind} run of {n} characters hides data a reviewer cannot read."),
+            ),
+        })
     }
+}
 
-    /// Whether a digest-length hex run is labelled as a digest (just before it or by its key).
-    fn labelled(&self, field: &Field<'_>, before: &str) -> bool {
-        let mut from = before.len().saturating_sub(24);
-        while !before.is_char_boundary(from) {
-            from += 1;
-        }
-        self.label.is_match(&before[from..]) || self.label.is_match(&field.key)
+/// The last `n` bytes of `s` (or fewer, on a character boundary).
+fn tail(s: &str, n: usize) -> &str {
+    let mut from = s.len().saturating_sub(n);
+    while !s.is_char_boundary(from) {
+        from += 1;
     }
+    &s[from..]
 }
 
 /// Decodes standard or URL-safe base64, padded or not.

@@ -45,25 +45,8 @@ pub(super) fn check(s: &str, out: &mut Vec<Hit>) {
             i += 1;
             continue;
         };
-        // One finding per cluster: hidden characters of one rule with at most `MAX_GAP` visible
-        // characters between them (`i\u{200B}g\u{200B}n…` is one problem).
         let bidi = matches!(kind, Hidden::Bidi | Hidden::BidiMark);
-        let same = |k: usize| {
-            flagged(&chars, k, rtl)
-                .is_some_and(|h| matches!(h, Hidden::Bidi | Hidden::BidiMark) == bidi)
-        };
-        let mut run: Vec<char> = vec![c];
-        let mut end = i + 1;
-        let mut k = i + 1;
-        while k < chars.len() && k <= end + MAX_GAP {
-            if same(k) {
-                run.push(chars[k].1);
-                end = k + 1;
-            } else if is_control(chars[k].1) {
-                break;
-            }
-            k += 1;
-        }
+        let (run, end) = cluster(&chars, i, rtl, bidi);
         let span = at..byte_end(s, &chars, end);
         out.push(if bidi {
             bidi_hit(&run, span)
@@ -72,6 +55,28 @@ pub(super) fn check(s: &str, out: &mut Vec<Hit>) {
         });
         i = end;
     }
+}
+
+/// The cluster of flagged characters of one rule (bidi or not) starting at `chars[i]`, with at
+/// most [`MAX_GAP`] visible characters between two of them (`i\u{200B}g\u{200B}n…` is one
+/// problem), and the index past its last flagged character.
+fn cluster(chars: &[(usize, char)], i: usize, rtl: bool, bidi: bool) -> (Vec<char>, usize) {
+    let same = |k: usize| {
+        flagged(chars, k, rtl).is_some_and(|h| matches!(h, Hidden::Bidi | Hidden::BidiMark) == bidi)
+    };
+    let mut run = vec![chars[i].1];
+    let mut end = i + 1;
+    let mut k = i + 1;
+    while k < chars.len() && k <= end + MAX_GAP {
+        if same(k) {
+            run.push(chars[k].1);
+            end = k + 1;
+        } else if is_control(chars[k].1) {
+            break;
+        }
+        k += 1;
+    }
+    (run, end)
 }
 
 /// The hidden-character class of `chars[i]` when it is flagged in its context, `None` when it is

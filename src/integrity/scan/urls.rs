@@ -113,8 +113,21 @@ impl Urls {
     }
 
     pub(super) fn check(&self, field: &Field<'_>, folded: &Folded<'_>, out: &mut Vec<Hit>) {
+        let seen = self.urls(field, folded, out);
+        self.bare_hosts(folded, &seen, out);
+        self.data_urls(field, folded, out);
+        self.destinations(folded, out);
+    }
+
+    /// `scheme://` URLs, weighed by [`Urls::weigh`]; returns their folded ranges.
+    fn urls(
+        &self,
+        field: &Field<'_>,
+        folded: &Folded<'_>,
+        out: &mut Vec<Hit>,
+    ) -> Vec<Range<usize>> {
         let text = folded.text.as_str();
-        let mut seen: Vec<Range<usize>> = Vec::new();
+        let mut seen = Vec::new();
         for m in self.url.find_iter(text) {
             let url = m
                 .as_str()
@@ -132,21 +145,34 @@ impl Urls {
                 });
             }
         }
-        for m in self.bare.find_iter(text) {
-            if seen
+        seen
+    }
+
+    /// Capture-service host names written without a scheme (`webhook.site/abc`).
+    fn bare_hosts(&self, folded: &Folded<'_>, seen: &[Range<usize>], out: &mut Vec<Hit>) {
+        for m in self.bare.find_iter(&folded.text) {
+            let inside_url = seen
                 .iter()
-                .any(|r| r.start <= m.start() && m.end() <= r.end)
-            {
+                .any(|r| r.start <= m.start() && m.end() <= r.end);
+            let host = m.as_str().split('/').next().unwrap_or("");
+            if inside_url || self.allowed(host) {
                 continue;
             }
             out.push(Hit {
                 rule: EXFILTRATION_URL,
                 severity: Severity::High,
                 span: folded.span(m.range()),
-                message: format!("The text names {}, a request-capture, paste or tunnel service used to collect stolen data.", m.as_str()),
+                message: format!(
+                    "The text names {}, a request-capture, paste or tunnel service used to collect stolen data.",
+                    m.as_str()
+                ),
             });
         }
-        for caps in self.data_url.captures_iter(text) {
+    }
+
+    /// `data:` URLs: a payload a reader does not see (an image preset in a value is low).
+    fn data_urls(&self, field: &Field<'_>, folded: &Folded<'_>, out: &mut Vec<Hit>) {
+        for caps in self.data_url.captures_iter(&folded.text) {
             let Some(m) = caps.get(0) else { continue };
             let mime = caps.name("mime").map_or("", |x| x.as_str());
             let severity = if field.role == Role::Value && mime.starts_with("image/") {
@@ -163,7 +189,6 @@ impl Urls {
                 ),
             });
         }
-        self.destinations(folded, out);
     }
 
     /// Hard-coded e-mail or phone destinations of a send order.
@@ -212,7 +237,8 @@ impl Urls {
         }
     }
 
-    /// Severity and reason for one URL, or `None` when its host is allowed.
+    /// Severity and reason for one URL, or `None` when its host is allowed: first by host,
+    /// then by what the text around it or the field it fills says.
     fn weigh(
         &self,
         field: &Field<'_>,
@@ -224,40 +250,8 @@ impl Urls {
         if self.allowed(&host) {
             return None;
         }
-        if let Some(service) = CAPTURE_HOSTS
-            .iter()
-            .find(|s| host == **s || host.ends_with(&format!(".{s}")))
-        {
-            return Some((
-                Severity::High,
-                format!(
-                    "{service} is a request-capture, paste or tunnel service used to collect stolen data"
-                ),
-            ));
-        }
-        let host_path = format!("{host}{rest}");
-        if let Some(service) = CAPTURE_PATHS.iter().find(|p| host_path.starts_with(**p)) {
-            return Some((
-                Severity::High,
-                format!("{service} is a chat webhook that posts whatever it receives"),
-            ));
-        }
-        match ip_literal(&host) {
-            Some(ip) if is_public(ip) => {
-                return Some((
-                    Severity::High,
-                    "a raw public IP address, where no documented service lives".to_owned(),
-                ));
-            }
-            Some(_) => return Some((Severity::Low, "a private or loopback address".to_owned())),
-            None => {}
-        }
-        if host == "localhost"
-            || [".localhost", ".local", ".internal"]
-                .iter()
-                .any(|t| host.ends_with(t))
-        {
-            return Some((Severity::Low, "a local address".to_owned()));
+        if let Some(by_host) = weigh_host(&host, rest) {
+            return Some(by_host);
         }
         if field.role == Role::Text {
             let window = sentence(text, range);
@@ -265,43 +259,29 @@ impl Urls {
                 &text[window.start..range.start],
                 &text[range.end..window.end],
             ];
-            if around.iter().any(|t| self.send.is_match(t))
-                && around.iter().any(|t| self.data_noun.is_match(t))
-            {
-                return Some((
-                    Severity::High,
-                    "the sentence tells the model to send data there".to_owned(),
-                ));
+            let says = |re: &Regex| around.iter().any(|t| re.is_match(t));
+            if says(&self.send) && says(&self.data_noun) {
+                let why = "the sentence tells the model to send data there";
+                return Some((Severity::High, why.to_owned()));
             }
         }
         // A placeholder in the query (`?d={results}`) is data to fill in; one in the path is a
         // REST route (`/repos/{owner}`), and a resource template is made of them.
         let query = rest.find(['?', '#']).map_or("", |q| &rest[q..]);
-        if !field.key.eq_ignore_ascii_case("uriTemplate")
-            && (query.contains(['{', '<', '$']) || query.contains("%7b"))
-        {
-            return Some((
-                Severity::Medium,
-                "the URL has a placeholder for data to be filled in".to_owned(),
-            ));
+        let template = field.key.eq_ignore_ascii_case("uriTemplate");
+        if !template && (query.contains(['{', '<', '$']) || query.contains("%7b")) {
+            let why = "the URL has a placeholder for data to be filled in";
+            return Some((Severity::Medium, why.to_owned()));
         }
         if field.role == Role::Value && self.hook_path.is_match(rest) {
-            return Some((
-                Severity::Medium,
-                "it is a preset value whose path looks like a collection or webhook endpoint"
-                    .to_owned(),
-            ));
+            let why = "it is a preset value whose path looks like a collection or webhook endpoint";
+            return Some((Severity::Medium, why.to_owned()));
         }
         if field.role == Role::Value && self.dest_key.is_match(&field.key) {
+            let key = field.key.rsplit(' ').next().unwrap_or("");
             return Some((
                 Severity::Medium,
-                format!(
-                    "it is the preset destination of `{}`",
-                    field
-                        .key
-                        .trim_start_matches("default ")
-                        .trim_start_matches("const ")
-                ),
+                format!("it is the preset destination of `{key}`"),
             ));
         }
         Some((
@@ -378,4 +358,36 @@ fn reserved(domain: &str) -> bool {
         || [".example", ".test", ".invalid", ".localhost"]
             .iter()
             .any(|t| d.ends_with(t))
+}
+
+/// What the host alone says: a capture service or chat webhook or a public IP literal (high), a
+/// private or local address (low), or nothing.
+fn weigh_host(host: &str, rest: &str) -> Option<(Severity, String)> {
+    let capture = CAPTURE_HOSTS
+        .iter()
+        .find(|s| host == **s || host.ends_with(&format!(".{s}")));
+    if let Some(service) = capture {
+        let why = format!(
+            "{service} is a request-capture, paste or tunnel service used to collect stolen data"
+        );
+        return Some((Severity::High, why));
+    }
+    let host_path = format!("{host}{rest}");
+    if let Some(service) = CAPTURE_PATHS.iter().find(|p| host_path.starts_with(**p)) {
+        let why = format!("{service} is a chat webhook that posts whatever it receives");
+        return Some((Severity::High, why));
+    }
+    match ip_literal(host) {
+        Some(ip) if is_public(ip) => {
+            let why = "a raw public IP address, where no documented service lives";
+            return Some((Severity::High, why.to_owned()));
+        }
+        Some(_) => return Some((Severity::Low, "a private or loopback address".to_owned())),
+        None => {}
+    }
+    let local = host == "localhost"
+        || [".localhost", ".local", ".internal"]
+            .iter()
+            .any(|t| host.ends_with(t));
+    local.then(|| (Severity::Low, "a local address".to_owned()))
 }

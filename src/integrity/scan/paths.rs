@@ -39,6 +39,10 @@ const SECRET_FILES: &[&str] = &[
     ".zsh_history",
     "application_default_credentials.json",
     ".config/gcloud",
+    ".config/gh/hosts.yml",
+    ".cargo/credentials",
+    ".vault-token",
+    "credentials.tfrc.json",
     ".azure/",
     "cookies.sqlite",
     "-----begin rsa private key",
@@ -55,7 +59,7 @@ const SEND_VERBS: &str = r"\b(send|pass|include|attach|upload|forward|copy|paste
 /// Verbs that read: with a secret file in the sentence, high.
 const READ_VERBS: &str = r"\b(read|cat|open|load|dump|print|output|fetch|retrieve|grab|collect|extract|copy)\b|\bcontents? of\b";
 /// A secret handed on: verb, owner, kind of secret.
-const SECRET_SEND: &str = r"\b(send|forward|post|upload|transmit|e-?mail|leak|exfiltrate|share|pass|attach|append|include|paste|copy|provide)\s+(\w+\s+){0,3}?(the user's|user's|users'|your|their|all|any|the|his|her|stored|saved|local|environment|env)\s+(\w+\s+)?(?P<what>api[ _-]?keys?|access[ _-]?tokens?|auth(entication)?[ _-]?tokens?|bearer tokens?|session (cookies?|tokens?)|(github|gitlab|slack|npm|pypi|oauth|refresh|id|aws|openai|anthropic|jwt|login|service account) tokens?|cookies|passwords?|passphrases?|private[ _-]?keys?|secret[ _-]?keys?|secrets|credentials|ssh keys?|seed phrases?|mnemonic|recovery (phrase|codes?))\b(?P<next>\s+\w+)?";
+const SECRET_SEND: &str = r"\b(send|forward|post|upload|transmit|e-?mail|leak|exfiltrate|share|pass|attach|append|include|paste|copy|provide|gather|collect|harvest|grab|extract|place|put|insert|embed|dump)\s+(\w+\s+){0,3}?(the user's|user's|users'|your|their|all|any|the|his|her|stored|saved|local|environment|env)\s+(\w+\s+)?(?P<what>api[ _-]?keys?|access[ _-]?tokens?|auth(entication)?[ _-]?tokens?|bearer tokens?|session (cookies?|tokens?)|(api|github|gitlab|slack|npm|pypi|oauth|refresh|id|aws|openai|anthropic|jwt|login|service account) tokens?|cookies|passwords?|passphrases?|private[ _-]?keys?|secret[ _-]?keys?|secrets|credentials|ssh keys?|seed phrases?|mnemonic|recovery (phrase|codes?))\b(?P<next>\s+\w+)?";
 /// Words after a secret noun that make it a topic rather than the secret itself.
 const TOPIC_WORDS: &[&str] = &[
     "reset",

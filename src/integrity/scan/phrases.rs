@@ -6,7 +6,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 use super::paths::Paths;
-use super::text::{Folded, sentence};
+use super::text::{Folded, reserved_domain, sentence};
 use super::{HIDDEN_INSTRUCTION, Hit, Severity, TOOL_SHADOWING};
 
 /// `hidden-instruction` patterns (folded text: lower case, single spaces) and what each means.
@@ -20,8 +20,28 @@ const HIDDEN: &[(&str, &str)] = &[
         "a chat-template control token, used to forge a system or instruction turn",
     ),
     (
-        r"\b(ignore|disregard|forget|override|bypass)\s+((all|any|of|the|your)\s+)*(previous|prior|above|earlier|preceding|former|original|other|system|safety|security|existing)\s+(\w+\s+)?(instructions?|rules|guidelines|directions|directives|prompts?|guardrails|policies|constraints|context|messages)\b",
+        r"\b(ignore|disregard|forget|override|bypass|pay no attention to|do not follow|don't follow|stop following|no longer follow)\s+((all|any|of|the|your)\s+)*(previous|prior|above|earlier|preceding|former|original|other|system|safety|security|existing)\s+(\w+\s+)?(instructions?|rules|guidelines|guidance|directions|directives|prompts?|guardrails|policies|constraints|context|messages)\b",
         "an order to ignore earlier instructions (prompt injection)",
+    ),
+    (
+        r"\b(previous|prior|earlier|above|original|former|system)\s+(instructions|guidance|rules|directions|guidelines|directives|prompts?)\s+(is|are|were|has been|have been)\s+(now\s+)?(outdated|obsolete|void|invalid|cancell?ed|revoked|superseded|replaced|no longer valid|no longer appl(y|ies))\b",
+        "a claim that the model's instructions no longer apply (prompt injection)",
+    ),
+    (
+        r"(<!--|\[|\{)\s*(system|assistant|admin|administrator)\s*(notice|message|note|alert|update|override|instructions?|directive)?\s*:|\b(system|admin|administrator)\s+(notice|message|alert|update|override|instructions?|directive)\s*:",
+        "a forged system or assistant turn",
+    ),
+    (
+        r"<!--\s*((note|message)\s+)?((to|for)\s+)?(the\s+)?(ai|assistant|llm|model|agent|claude|gpt)\b",
+        "a hidden comment addressed to the model",
+    ),
+    (
+        r"\[\s*(hidden|invisible|not shown|secret)\s+(from|to)\s+(the\s+)?(user|human)s?\s*\]|\b(hidden|invisible|not visible|not shown)\s+(from|to)\s+(the\s+)?(user|human)s?\s*[:\])]",
+        "text marked as hidden from the user",
+    ),
+    (
+        r"(^|[.!?;:>\n-]\s*|\b(and|then|please|also|must|should|will|always|now)\s+)(exfiltrate|smuggle|siphon)\b",
+        "an order to exfiltrate data",
     ),
     (
         r"\b(ignore|disregard|forget)\s+((all|any|your)\s+)+(instructions?|directives|guidelines|prompts?|guardrails)\b",
@@ -64,6 +84,26 @@ const HIDDEN: &[(&str, &str)] = &[
         "urgency followed by an order, the framing of hidden instructions",
     ),
     (
+        r"\b(confidential|secret|private|hidden)\s+(instructions?|note|message|orders?)\s+(for|to)\s+(the\s+)?(ai|assistant|llm|language model|agent|model|claude|gpt)\b",
+        "a confidential note addressed to the model",
+    ),
+    (
+        r"\b(safety|security|previous|prior|earlier|above|system|content|usual|normal)\s+(rules|instructions|guidelines|restrictions|guardrails|policies|filters)\b[^.\n]{0,30}?\b(do not|don't|no longer|does not|doesn't)\s+apply\b",
+        "a claim that the model's rules do not apply (prompt injection)",
+    ),
+    (
+        r"\b(higher|greater|highest|top|more)\s+(priority|precedence|authority)\s+(than|over)\s+(the\s+|your\s+|any\s+)?(system prompt|system message|user|instructions|other (tools|instructions))\b|\b(overrides?|supersedes?|takes precedence over)\s+(the\s+|your\s+)?(system prompt|system message)\b",
+        "a claim to outrank the system prompt",
+    ),
+    (
+        r"\b(your|the)\s+(new|real|actual|true)\s+(task|goal|objective|instructions?|purpose|mission)\s*(is\b|:)",
+        "an attempt to replace the model's task",
+    ),
+    (
+        r"\b(secretly|covertly|stealthily|surreptitiously)\b",
+        "an order to act covertly",
+    ),
+    (
         r"\b(secretly|silently|quietly|covertly|discreetly|stealthily|invisibly)\s+(\w+\s+)?(send|sends|forward|forwards|include|includes|copy|copies|read|reads|call|calls|invoke|bcc|cc|pass|passes|upload|uploads|exfiltrate|exfiltrates|append|appends|attach|attaches|redirect|redirects|post|posts|email|emails|transmit|transmits|collect|collects|share|shares|leak|leaks)\b",
         "an order to act covertly",
     ),
@@ -72,7 +112,7 @@ const HIDDEN: &[(&str, &str)] = &[
         "a note addressed to the model rather than describing the tool",
     ),
     (
-        r"\b(you are now|from now on,? you|act as an? (unrestricted|jailbroken|uncensored)|new (system )?instructions?\s*:|system override|developer mode (enabled|on)|admin override|jailbreak)",
+        r"\b(you are now|you (now|will now) (work|act|serve|answer|respond|operate) (for|as|only)|from now on,? you|act as an? (unrestricted|jailbroken|uncensored)|new (system )?instructions?\s*:|system override|developer mode (enabled|on)|admin override|jailbreak)",
         "an attempt to replace the model's role or instructions",
     ),
     (
@@ -92,7 +132,7 @@ const HIDDEN: &[(&str, &str)] = &[
 /// `tool-shadowing` patterns; `tool` names the other tool when the pattern captures one.
 const SHADOW: &[(&str, Shape, &str)] = &[
     (
-        r"\b(when|whenever|if|each time|every time|after|once)\s+(the\s+)?(\([\w.:-]+\)\s*)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|function|command))?\s+(is|gets|has been|was)\s+(used|called|invoked|run|executed|triggered|requested)\b",
+        r"\b(when|whenever|if|each time|every time|after|once)\s+(the\s+|a\s+|an\s+|(?P<any>any)\s+)?(\([\w.:-]+\)\s*)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|function|command))?\s+(is|gets|has been|was)\s+(used|called|invoked|run|executed|triggered|requested)\b",
         Shape::NamedWithDirective,
         "gives orders for when another tool is used",
     ),
@@ -102,7 +142,7 @@ const SHADOW: &[(&str, Shape, &str)] = &[
         "gives orders for when another tool is used",
     ),
     (
-        r"\binstead\s+of\s+(using|calling|invoking)\s+(the\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|function|server))?",
+        r"\b(instead of|in place of|rather than)\s+(using\s+|calling\s+|invoking\s+)?(the\s+)?((official|built-in|builtin|default|standard|original|native|real|\w+'s)\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|function|server))?",
         Shape::NamedStrongElseLow,
         "steers the model away from another tool",
     ),
@@ -122,9 +162,19 @@ const SHADOW: &[(&str, Shape, &str)] = &[
         "redirects everything another tool sends",
     ),
     (
-        r"\b(change|set|replace|switch|redirect|update|override|rewrite|modify)\s+(the\s+)?(recipient|destination|to address|to field|phone number|target (account|number|address)|receiver|payee|beneficiary|iban|wallet address|bank account|email address|account number)s?\b[^\n]{0,60}?\b(to|with|into)\s+['`\x22]?(\+?\d[\d ()-]{6,}\d|[\w.+-]+@[\w-]+(\.[\w-]+)+|https?://)",
+        r"\b(change|set|replace|switch|redirect|update|override|rewrite|modify)\s+(the\s+)?(recipient|destination|to address|to field|phone number|target (account|number|address)|receiver|payee|beneficiary|iban|wallet address|bank account|email address|account number)s?\b[^\n]{0,60}?\b(to|with|into)\s+['`\x22]?(\+?\d[\d ()-]{6,}\d|[\w.+-]+@[\w-]+(\.[\w-]+)+|https?://|[a-z]{2}\d{2}[a-z0-9]{10,30}\b)",
         Shape::Plain,
         "rewrites the recipient of another tool's action to a fixed address",
+    ),
+    (
+        r"\b(route|reroute|redirect|send|forward|pass|funnel)\s+(every|all|each|any)\s+[^.\n]{0,40}?\s+(through|via|to)\s+(the\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(?P<word>\s+(tool|server|function))",
+        Shape::Named,
+        "reroutes other actions through another tool",
+    ),
+    (
+        r"\b(call|invoke|use|run)\s+(the\s+)?[`'\x22]?(?P<tool>[a-z0-9][\w.:/-]*)[`'\x22]?(\s+(tool|function))?\s+(with|using|passing)\b[^\n]{0,80}?(\+?\d[\d ()-]{6,}\d|[\w.+-]+@(?P<domain>[\w-]+(\.[\w-]+)+)|https?://)",
+        Shape::Named,
+        "makes the model call another tool with a hard-coded destination",
     ),
     (
         r"\bside[ -]?effects?\s+on\s+\S",
@@ -157,7 +207,7 @@ const SHADOW: &[(&str, Shape, &str)] = &[
 /// of another tool, shadowing. Sequencing hints ("use X first", "X must already exist") are not.
 const DIRECTIVE: &str = r"\b(instead|change|replace|set|redirect|send|forward|include|add|append|also|override|bcc|cc|prefix|prepend|rewrite|route|copy)\b";
 /// Words that turn a preference ("instead of X") into a rule.
-const STRONG: &str = r"\b(always|must|only|never|all|do not|don't)\b";
+const STRONG: &str = r"\b(always|must|only|never|all|every|do not|don't|best)\b";
 /// Pronouns and generic nouns a shadowing pattern may capture in place of a tool name.
 const NOT_A_TOOL: &[&str] = &[
     "this",
@@ -318,6 +368,12 @@ impl Phrases {
         for (re, shape, msg) in &self.shadow {
             for caps in re.captures_iter(text) {
                 let Some(m) = caps.get(0) else { continue };
+                if caps
+                    .name("domain")
+                    .is_some_and(|d| reserved_domain(d.as_str()))
+                {
+                    continue; // jane@example.com is an example, not a destination
+                }
                 let other = names_other_tool(&caps, own);
                 let window = sentence(text, &m.range());
                 let around = [&text[window.start..m.start()], &text[m.end()..window.end]];

@@ -159,6 +159,18 @@ pub(super) fn sentence(text: &str, r: &Range<usize>) -> Range<usize> {
     start..end
 }
 
+/// Domains reserved for documentation and tests (RFC 2606, RFC 6761): an address there is an
+/// example, not a destination.
+pub(super) fn reserved_domain(domain: &str) -> bool {
+    let d = domain.to_ascii_lowercase();
+    ["example.com", "example.net", "example.org"]
+        .iter()
+        .any(|r| d == *r || d.ends_with(&format!(".{r}")))
+        || [".example", ".test", ".invalid", ".localhost"]
+            .iter()
+            .any(|t| d.ends_with(t))
+}
+
 /// How a hidden character is classified by the scanner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Hidden {

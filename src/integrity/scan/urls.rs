@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use regex::Regex;
 
-use super::text::{Folded, escape, sentence};
+use super::text::{Folded, escape, reserved_domain, sentence};
 use super::{EXFILTRATION_URL, Field, Hit, Role, Severity};
 
 /// Request-capture, paste, tunnel and out-of-band services: no honest tool description points a
@@ -68,7 +68,7 @@ const DEST_KEY: &str = r"callback|webhook|exfil|sink|collector|beacon";
 const SEND: &str = r"\b(send|post|upload|forward|transmit|exfiltrate|submit|leak|e-?mail|beacon|ping|copy|mirror|push|deliver|share|include|attach|append|pass|report|log)\b";
 const DATA_NOUN: &str = r"\b(contents?|data|conversation|history|messages?|credentials?|api keys?|keys|tokens?|secrets?|passwords?|results?|output|responses?|e-?mails?|arguments|parameters|everything|environment|env vars|cookies?|session|chat|context|prompts?|user's|personal|pii|e-?mail addresses|contacts|a copy)\b";
 const DEST: &str = r"\b(send|forward|bcc|cc|copy|e-?mail|mail|transfer|text|message|sms|deliver|report|upload|post|route|redirect)\b[^\n]{0,80}?\bto\s+['`\x22]?(?P<dest>[\w.+-]+@(?P<domain>[\w-]+(\.[\w-]+)+)|\+?\d[\d ()-]{6,}\d)";
-const BCC: &str = r"\b(bcc|cc)\s*:?\s*['`\x22]?[\w.+-]+@(?P<domain>[\w-]+(\.[\w-]+)+)";
+const BCC: &str = r"\b(bcc|cc)\s*:?\s*['`\x22]?[\w.+-]+@(?P<domain>[\w-]+(\.[\w-]+)+)|\b[\w.+-]+@(?P<domain2>[\w-]+(\.[\w-]+)+)['`\x22]?\s+(in|to|as|into)\s+(the\s+)?(bcc|cc)\b";
 
 #[derive(Debug)]
 pub(super) struct Urls {
@@ -198,10 +198,8 @@ impl Urls {
             let (Some(m), Some(dest)) = (caps.get(0), caps.name("dest")) else {
                 continue;
             };
-            if caps
-                .name("domain")
-                .is_some_and(|d| self.allowed(d.as_str()) || reserved(d.as_str()))
-            {
+            let domain = caps.name("domain").or_else(|| caps.name("domain2"));
+            if domain.is_some_and(|d| self.allowed(d.as_str()) || reserved_domain(d.as_str())) {
                 continue;
             }
             let window = sentence(text, &m.range());
@@ -222,10 +220,8 @@ impl Urls {
         }
         for caps in self.bcc.captures_iter(text) {
             let Some(m) = caps.get(0) else { continue };
-            if caps
-                .name("domain")
-                .is_some_and(|d| self.allowed(d.as_str()) || reserved(d.as_str()))
-            {
+            let domain = caps.name("domain").or_else(|| caps.name("domain2"));
+            if domain.is_some_and(|d| self.allowed(d.as_str()) || reserved_domain(d.as_str())) {
                 continue;
             }
             out.push(Hit {
@@ -346,18 +342,6 @@ fn is_public(ip: IpAddr) -> bool {
             !local && v6 != Ipv6Addr::LOCALHOST
         }
     }
-}
-
-/// Domains reserved for documentation and tests (RFC 2606, RFC 6761): an address there is an
-/// example, not a destination.
-fn reserved(domain: &str) -> bool {
-    let d = domain.to_ascii_lowercase();
-    ["example.com", "example.net", "example.org"]
-        .iter()
-        .any(|r| d == *r || d.ends_with(&format!(".{r}")))
-        || [".example", ".test", ".invalid", ".localhost"]
-            .iter()
-            .any(|t| d.ends_with(t))
 }
 
 /// What the host alone says: a capture service or chat webhook or a public IP literal (high), a

@@ -16,7 +16,7 @@ const HIDDEN: &[(&str, &str)] = &[
         "an instruction tag addressed to the model (like <IMPORTANT>), the markup of tool-poisoning payloads",
     ),
     (
-        r"<\|?\s*(im_start|im_end|system|endoftext)\s*\|?>|\[/?(inst|system|important)\]|<<\s*/?sys\s*>>",
+        r"<\|?\s*(im_start|im_end|system|endoftext)\s*\|?>|\[/?(inst|system|important)\]|<<\s*/?sys\s*>>|\{\{\s*[#/]?\s*(system|important|instructions?|assistant)\s*\}\}",
         "a chat-template control token, used to forge a system or instruction turn",
     ),
     (
@@ -49,6 +49,10 @@ const HIDDEN: &[(&str, &str)] = &[
     ),
     (
         r"\b(do not|don't|dont|never|must not|mustn't|should not|shouldn't|without)\s+(ever\s+)?(tell|telling|mention|mentioning|inform|informing|notify|notifying|alert|alerting|reveal|revealing|disclose|disclosing|warn|warning)\s+((this|it|that|anything|them)\s+)?(to\s+)?(the\s+)?(user|human|operator|customer)s?\b",
+        "an order to keep something from the user",
+    ),
+    (
+        r"\b(do not|don't|dont|never|must not|should not)\s+(ever\s+)?(tell|mention|inform)\s+([\w'-]+\s+){1,4}?to\s+(the\s+)?(user|human)s?\b",
         "an order to keep something from the user",
     ),
     (
@@ -108,7 +112,7 @@ const HIDDEN: &[(&str, &str)] = &[
         "an order to act covertly",
     ),
     (
-        r"\b(note|message|reminder)\s+(to|for)\s+(the\s+)?(ai|assistant|llm|language model|agent|model|claude|gpt|chatgpt|copilot|cursor)\s*[:,-]",
+        r"\b(note|message|reminder)\s+(to|for)\s+(the\s+)?(ai|assistant|llm|language model|agent|model|claude|gpt|chatgpt|copilot|cursor)\s*[:,-]|\b(attention|attn|dear|hey|hello|hi)\s*,?\s+(the\s+)?(ai|assistant|llm|language model|agent|model|claude|gpt|chatgpt|copilot)\s*[:,!]|\bnote to self\s*\(\s*(ai|assistant|llm|model|agent)\s*\)",
         "a note addressed to the model rather than describing the tool",
     ),
     (

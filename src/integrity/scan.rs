@@ -21,6 +21,7 @@ mod config;
 mod names;
 mod paths;
 mod phrases;
+mod shadowing;
 mod text;
 mod unicode;
 mod urls;

@@ -271,6 +271,16 @@ async fn a_tool_changed_mid_session_is_quarantined_for_every_client_until_approv
         "{e}"
     );
     assert_ne!(e["pinned_hash"], e["hash"]);
+    let rules: Vec<&str> = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"hidden-instruction"),
+        "the scanner's view too: {e}"
+    );
     let approve = format!("{}/admin/quarantine/approve", admin(&gw));
     let (stale, body) = post_json(
         &approve,

@@ -4,7 +4,12 @@
 //!   the grants are walked and the decision cached);
 //! - `rego/*`: the `rego` stage's `on_request` with `examples/policy/acme.rego` (input document
 //!   built, the policy's bytecode run on the session's VM, verdict read), allowed and denied;
-//! - `pipeline/rbac+rego`: both stages through `Pipeline::request`, as the session runs them.
+//! - `pipeline/rbac+rego`: both stages through `Pipeline::request`, as the session runs them;
+//! - `integrity/pin_check`: the whole call question of a pipeline with only the always-present
+//!   quarantine stage (the pin check: the catalog's verdict read, the definition's hash copied
+//!   into the decision record), for a pinned tool;
+//! - `integrity/rule_of_two`: the `rule-of-two` stage through `Pipeline::request` (labels from
+//!   the facts and two config globs, the session's held set updated).
 //!
 //! `cargo bench --bench policy` (about half a minute).
 
@@ -129,5 +134,63 @@ fn pipeline(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rbac, rego, pipeline);
+fn integrity(c: &mut Criterion) {
+    use switchboard::policy::Facts;
+    let pinned = Facts {
+        hash: Some(Arc::from(
+            "sha256:64bd99bf9a1c91425bae539d8c3450516cd9618ebbb419b9dece6b383488ae3c",
+        )),
+        ..Facts::plain(false)
+    };
+    let alice = alice();
+    let mut g = c.benchmark_group("integrity");
+    let only = Pipeline::from_config(&[], Vec::new()).expect("pipeline");
+    let mut slots = only.new_session();
+    g.bench_function("pin_check", |b| {
+        b.iter(|| {
+            let mut call = CallRequest {
+                principal: &alice,
+                session_id: "s",
+                action: Action::new("tools/call", "facts", "get_fact_of_the_day")
+                    .with_facts(black_box(&pinned)),
+                arguments: None,
+                policy_revision: None,
+            };
+            let mut record = DecisionRecord::default();
+            black_box(matches!(
+                only.request(&mut call, &mut slots, &mut record),
+                Outcome::Allow
+            ))
+        })
+    });
+    let r2 = stage(
+        "stage: rule-of-two
+labels:
+  - {backend: web, tools: [fetch], add: [untrusted-input]}
+  - {backend: crm, add: [private-data]}
+",
+    );
+    let p = Pipeline::from_config(&[r2], Vec::new()).expect("pipeline");
+    let mut slots = p.new_session();
+    g.bench_function("rule_of_two", |b| {
+        b.iter(|| {
+            let mut call = CallRequest {
+                principal: &alice,
+                session_id: "s",
+                action: Action::new("tools/call", "facts", "get_fact_of_the_day")
+                    .with_facts(black_box(&pinned)),
+                arguments: None,
+                policy_revision: None,
+            };
+            let mut record = DecisionRecord::default();
+            black_box(matches!(
+                p.request(&mut call, &mut slots, &mut record),
+                Outcome::Allow
+            ))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, rbac, rego, pipeline, integrity);
 criterion_main!(benches);
